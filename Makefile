@@ -1,0 +1,45 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# mprotect-rs: a Rust implementation of mprotect's page-table walk, carried
+# as an RFC patch series for Linux 7.3.  See README.md.
+#
+#   make run      set up, prepare the tree, build, boot under QEMU, run KUnit
+#   make test     the full gate: `make run`, then the series through
+#                 checkpatch.pl and rustfmt over the Rust code
+#   make series   write the series (git format-patch --rfc --cover-letter)
+#                 to series/
+#
+# Variables: KERNEL_SRC=/path/to/git/tree (apply to your own tree),
+# KERNEL_BASE=<commit> (its base, default its HEAD), MPRS_CACHE (cache
+# directory, default ~/.cache/mprotect-rs), JOBS, MPRS_ACCEL=kvm|tcg.
+
+SHELL := /bin/bash
+S := scripts
+
+.PHONY: all run test setup prepare series checkpatch rustfmtcheck clean
+
+all: run
+
+setup:
+	@$(S)/setup.sh
+
+prepare: setup
+	@$(S)/prepare-tree.sh
+
+run: prepare
+	@$(S)/kunit.sh
+
+series: prepare
+	@$(S)/series.sh
+
+checkpatch: series
+	@$(S)/checkpatch.sh
+
+rustfmtcheck: prepare
+	@$(S)/rustfmtcheck.sh
+
+test: run checkpatch rustfmtcheck
+	@echo "make test: all checks passed"
+
+clean:
+	rm -rf out series

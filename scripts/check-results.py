@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+#
+# check-results.py KUNIT_JSON EXPECTED_SUITES
+#
+# Fail unless every suite listed in EXPECTED_SUITES appears in the kunit.py
+# JSON results with at least one test case, and no test case anywhere in the
+# run failed, crashed or errored.  A skipped case is never counted as passed.
+# Prints one line per expected suite and a closing "N passed, N failed" line.
+import json
+import sys
+
+
+def walk(group, path=()):
+    """Yield (suite path, case name, status) for every test case."""
+    for case in group.get("test_cases", []):
+        yield path, case["name"], case["status"]
+    for sub in group.get("sub_groups", []):
+        yield from walk(sub, path + (sub["name"],))
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    try:
+        with open(sys.argv[1]) as f:
+            results = json.load(f)
+    except (OSError, ValueError) as e:
+        print(f"check-results: no usable KUnit results: {e}")
+        return 1
+    with open(sys.argv[2]) as f:
+        expected = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+
+    cases = list(walk(results))
+    passed = sum(1 for _, _, s in cases if s == "PASS")
+    skipped = sum(1 for _, _, s in cases if s == "SKIP")
+    bad = [(p, n, s) for p, n, s in cases if s not in ("PASS", "SKIP")]
+    ok = True
+    for suite in expected:
+        mine = [(n, s) for p, n, s in cases if p and p[0] == suite]
+        if not mine:
+            print(f"check-results: suite {suite}: MISSING from the results")
+            ok = False
+            continue
+        counts = {st: sum(1 for _, s in mine if s == st) for st in ("PASS", "SKIP")}
+        other = len(mine) - counts["PASS"] - counts["SKIP"]
+        print(f"check-results: suite {suite}: {counts['PASS']} passed, "
+              f"{other} failed, {counts['SKIP']} skipped")
+        if counts["SKIP"]:
+            # Our own suites must run: a skip means a dependency is missing.
+            ok = False
+    for p, n, s in bad:
+        print(f"check-results: {'.'.join(p + (n,))}: {s}")
+        ok = False
+    print(f"{passed} passed, {len(bad)} failed, {skipped} skipped")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

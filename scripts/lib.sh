@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared paths and settings for the mprotect-rs scripts.  Sourced, not run.
+
+mprs_root() { (cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd); }
+mprs_cache() { echo "${MPRS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mprotect-rs}"; }
+# The kernel tree the series is applied to.
+mprs_tree() { echo "${KERNEL_SRC:-$(mprs_cache)/linux}"; }
+# The kernel build directory (O=), outside every source tree.
+mprs_build() { echo "${KBUILD_OUTPUT_DIR:-$(mprs_cache)/build}"; }
+mprs_kernel_tarball() { ls /usr/src/linux-source-7.3.tar.* 2>/dev/null | head -n1; }
+mprs_rust_lib_src() { echo "/usr/src/rustc-$(rustc --version | awk '{print $2}')/library"; }
+mprs_kernel_version() {
+	make -s -C "$1" kernelversion 2>/dev/null
+}
+
+# Directories of this repository that mirror kernel paths.
+MPRS_OVERLAY_DIRS="rust mm"
+
+# Identity and date of the generated commits: fixed, so that the same
+# repository state always gives the same commit ids.
+MPRS_AUTHOR_NAME=${MPRS_AUTHOR_NAME:-"mprotect-rs developers"}
+MPRS_AUTHOR_EMAIL=${MPRS_AUTHOR_EMAIL:-"mprotect-rs@example.org"}
+MPRS_DATE=${MPRS_DATE:-"2026-11-23T00:00:00Z"}
+
+# Toolchain: clang/LLVM 22 (the same LLVM major as rustc, which makes
+# CONFIG_RUST_INLINE_HELPERS available).
+MPRS_LLVM=-22
+export PATH="$HOME/.cargo/bin:$PATH"
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-22/lib}
+export RUST_LIB_SRC=${RUST_LIB_SRC:-$(mprs_rust_lib_src)}

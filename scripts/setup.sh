@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Idempotent host set-up for mprotect-rs: Debian packages, the Linux 7.3
+# source, rust-src matching rustc, bindgen-cli.  Every step checks first and
+# does nothing when its piece is already present.  A registry that refuses
+# makes the script stop with a message naming the missing piece.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+
+BINDGEN_VERSION=0.72.1
+LLVM_VER=22
+KVER_SERIES=7.3
+
+die() { echo "setup: ERROR: $*" >&2; exit 1; }
+note() { echo "setup: $*"; }
+
+SUDO=
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+
+stamp=$(mprs_cache)/setup.stamp
+# The stamp records the inputs of this script; when they are unchanged and
+# every tool is still there, set-up is a no-op.
+want_stamp="$(sha256sum "$0" | cut -c1-16)"
+
+have_all() {
+	command -v "clang-$LLVM_VER" >/dev/null &&
+	command -v "ld.lld-$LLVM_VER" >/dev/null &&
+	command -v qemu-system-x86_64 >/dev/null &&
+	command -v bindgen >/dev/null &&
+	[ -n "$(mprs_kernel_tarball)" ] &&
+	[ -d "$(mprs_rust_lib_src)" ] &&
+	[ "$(cat "$stamp" 2>/dev/null)" = "$want_stamp" ]
+}
+
+if have_all; then
+	note "everything present (stamp $want_stamp)"
+	exit 0
+fi
+
+mkdir -p "$(mprs_cache)"
+
+# --- apt sources ---------------------------------------------------------
+bpo=/etc/apt/sources.list.d/mprotect-rs-trixie-backports.sources
+if [ ! -f "$bpo" ]; then
+	note "adding trixie-backports (only packages named with /trixie-backports come from it)"
+	$SUDO tee "$bpo" >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: trixie-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+	# Never upgrade from backports implicitly.
+	$SUDO tee /etc/apt/preferences.d/mprotect-rs-backports >/dev/null <<'PIN'
+Package: *
+Pin: release n=trixie-backports
+Pin-Priority: 100
+PIN
+	rm -f "$(mprs_cache)/apt-updated"
+fi
+
+if [ ! -f "$(mprs_cache)/apt-updated" ]; then
+	note "apt-get update"
+	$SUDO apt-get update -qq || die "apt-get update failed: Debian's archive is unreachable"
+	touch "$(mprs_cache)/apt-updated"
+fi
+
+rustver=$(rustc --version | awk '{print $2}') ||
+	die "rustc not found: install a Rust toolchain (rustup) first"
+
+# Packages from the default suites.
+pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
+      python3 python3-ply python3-git git rsync kmod dwarves
+      qemu-system-x86 busybox-static
+      "clang-$LLVM_VER" "lld-$LLVM_VER" "llvm-$LLVM_VER" "libclang-$LLVM_VER-dev")
+missing=()
+for p in "${pkgs[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	# Some images carry a newer qemu-utils from a backports suite that is no
+	# longer listed; it breaks the distribution's qemu-system-x86.  Keep
+	# QEMU's packages at one version: the distribution's candidate.
+	extra=()
+	if printf '%s\n' "${missing[@]}" | grep -qx qemu-system-x86; then
+		qv=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
+		iv=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+		[ -z "$iv" ] || [ "$iv" = "$qv" ] || extra+=("qemu-utils=$qv")
+	fi
+	note "installing: ${missing[*]} ${extra[*]}"
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		--allow-downgrades "${missing[@]}" "${extra[@]}" >/dev/null ||
+		die "apt-get install failed for: ${missing[*]}"
+fi
+
+# Backports: the 7.3 kernel source and rust-src matching rustc.
+bp=()
+dpkg-query -W -f='${Status}' "linux-source-$KVER_SERIES" 2>/dev/null | grep -q "ok installed" ||
+	bp+=("linux-source-$KVER_SERIES/trixie-backports")
+if [ ! -d "/usr/src/rustc-$rustver/library" ]; then
+	v=$(apt-cache madison rust-src | awk -v r="$rustver" '$3 ~ "^"r"\\+" {print $3; exit}')
+	[ -n "$v" ] || die "no Debian rust-src for rustc $rustver (needed to build core for the kernel)"
+	bp+=("rust-src=$v")
+fi
+if [ ${#bp[@]} -gt 0 ]; then
+	note "installing from trixie-backports: ${bp[*]}"
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		-t trixie-backports "${bp[@]}" >/dev/null ||
+		die "apt-get install failed for: ${bp[*]}"
+fi
+
+# bindgen-cli from crates.io.
+if ! bindgen --version 2>/dev/null | grep -q " $BINDGEN_VERSION\$"; then
+	note "cargo install bindgen-cli $BINDGEN_VERSION"
+	LIBCLANG_PATH=/usr/lib/llvm-$LLVM_VER/lib \
+		cargo install -q bindgen-cli --version "$BINDGEN_VERSION" --locked ||
+		die "cargo install bindgen-cli $BINDGEN_VERSION failed (crates.io refused?)"
+fi
+
+[ -n "$(mprs_kernel_tarball)" ] || die "linux-source-$KVER_SERIES installed but no tarball in /usr/src"
+[ -d "$(mprs_rust_lib_src)" ] || die "rust-src installed but $(mprs_rust_lib_src) missing"
+echo "$want_stamp" >"$stamp"
+note "done"
