@@ -14,7 +14,7 @@ mprs_kernel_version() {
 }
 
 # Directories of this repository that mirror kernel paths.
-MPRS_OVERLAY_DIRS="rust mm"
+MPRS_OVERLAY_DIRS="include rust mm"
 
 # Identity and date of the generated commits: fixed, so that the same
 # repository state always gives the same commit ids.

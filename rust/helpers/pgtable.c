@@ -3,9 +3,9 @@
 /*
  * Page-table accessors for Rust.
  *
- * Each helper wraps one static inline function or macro of <linux/pgtable.h>
- * (or of the architecture's pgtable.h behind it) without changing its
- * semantics.  Predicates return bool.
+ * Each helper wraps one static inline function or macro of <linux/pgtable.h>,
+ * <linux/mm.h> or the architecture's pgtable.h behind them, without changing
+ * its semantics.  Predicates return bool.
  */
 
 #include <linux/mm.h>
@@ -47,7 +47,58 @@ __rust_helper void rust_helper_pte_unmap_unlock(pte_t *pte, spinlock_t *ptl)
 	pte_unmap_unlock(pte, ptl);
 }
 
-/* Entry reads. */
+/* End of the range covered by one entry, clamped to @end. */
+
+__rust_helper unsigned long rust_helper_pgd_addr_end(unsigned long addr,
+						     unsigned long end)
+{
+	return pgd_addr_end(addr, end);
+}
+
+__rust_helper unsigned long rust_helper_p4d_addr_end(unsigned long addr,
+						     unsigned long end)
+{
+	return p4d_addr_end(addr, end);
+}
+
+__rust_helper unsigned long rust_helper_pud_addr_end(unsigned long addr,
+						     unsigned long end)
+{
+	return pud_addr_end(addr, end);
+}
+
+__rust_helper unsigned long rust_helper_pmd_addr_end(unsigned long addr,
+						     unsigned long end)
+{
+	return pmd_addr_end(addr, end);
+}
+
+/* Lower-level table allocation; they return 0 or -ENOMEM. */
+
+__rust_helper int rust_helper_p4d_alloc(struct mm_struct *mm, pgd_t *pgd,
+					unsigned long addr)
+{
+	return p4d_alloc(mm, pgd, addr) ? 0 : -ENOMEM;
+}
+
+__rust_helper int rust_helper_pud_alloc(struct mm_struct *mm, p4d_t *p4d,
+					unsigned long addr)
+{
+	return pud_alloc(mm, p4d, addr) ? 0 : -ENOMEM;
+}
+
+__rust_helper int rust_helper_pmd_alloc(struct mm_struct *mm, pud_t *pud,
+					unsigned long addr)
+{
+	return pmd_alloc(mm, pud, addr) ? 0 : -ENOMEM;
+}
+
+__rust_helper int rust_helper_pte_alloc(struct mm_struct *mm, pmd_t *pmd)
+{
+	return pte_alloc(mm, pmd) ? -ENOMEM : 0;
+}
+
+/* Entry reads and writes. */
 
 __rust_helper pgd_t rust_helper_pgdp_get(pgd_t *pgdp)
 {
@@ -69,9 +120,63 @@ __rust_helper pmd_t rust_helper_pmdp_get(pmd_t *pmdp)
 	return pmdp_get(pmdp);
 }
 
+__rust_helper pmd_t rust_helper_pmdp_get_lockless(pmd_t *pmdp)
+{
+	return pmdp_get_lockless(pmdp);
+}
+
 __rust_helper pte_t rust_helper_ptep_get(pte_t *ptep)
 {
 	return ptep_get(ptep);
+}
+
+__rust_helper bool rust_helper_pgd_none_or_clear_bad(pgd_t *pgd)
+{
+	return pgd_none_or_clear_bad(pgd);
+}
+
+__rust_helper bool rust_helper_p4d_none_or_clear_bad(p4d_t *p4d)
+{
+	return p4d_none_or_clear_bad(p4d);
+}
+
+__rust_helper void rust_helper_set_pte_at(struct mm_struct *mm,
+					  unsigned long addr, pte_t *ptep,
+					  pte_t pte)
+{
+	set_pte_at(mm, addr, ptep, pte);
+}
+
+__rust_helper void rust_helper_pte_clear(struct mm_struct *mm,
+					 unsigned long addr, pte_t *ptep)
+{
+	pte_clear(mm, addr, ptep);
+}
+
+__rust_helper pte_t rust_helper_modify_prot_start_ptes(struct vm_area_struct *vma,
+						       unsigned long addr,
+						       pte_t *ptep,
+						       unsigned int nr)
+{
+	return modify_prot_start_ptes(vma, addr, ptep, nr);
+}
+
+__rust_helper void rust_helper_modify_prot_commit_ptes(struct vm_area_struct *vma,
+						       unsigned long addr,
+						       pte_t *ptep, pte_t old_pte,
+						       pte_t pte, unsigned int nr)
+{
+	modify_prot_commit_ptes(vma, addr, ptep, old_pte, pte, nr);
+}
+
+__rust_helper void rust_helper_lazy_mmu_mode_enable(void)
+{
+	lazy_mmu_mode_enable();
+}
+
+__rust_helper void rust_helper_lazy_mmu_mode_disable(void)
+{
+	lazy_mmu_mode_disable();
 }
 
 /* Entry predicates. */
@@ -136,6 +241,11 @@ __rust_helper bool rust_helper_pte_present(pte_t pte)
 	return pte_present(pte);
 }
 
+__rust_helper bool rust_helper_pte_protnone(pte_t pte)
+{
+	return pte_protnone(pte);
+}
+
 __rust_helper bool rust_helper_pte_write(pte_t pte)
 {
 	return pte_write(pte);
@@ -146,6 +256,11 @@ __rust_helper bool rust_helper_pte_dirty(pte_t pte)
 	return pte_dirty(pte);
 }
 
+__rust_helper bool rust_helper_pte_same(pte_t a, pte_t b)
+{
+	return pte_same(a, b);
+}
+
 __rust_helper unsigned long rust_helper_pte_pfn(pte_t pte)
 {
 	return pte_pfn(pte);
@@ -154,4 +269,32 @@ __rust_helper unsigned long rust_helper_pte_pfn(pte_t pte)
 __rust_helper struct page *rust_helper_pte_page(pte_t pte)
 {
 	return pte_page(pte);
+}
+
+/* Entry changes. */
+
+__rust_helper pte_t rust_helper_pte_modify(pte_t pte, pgprot_t newprot)
+{
+	return pte_modify(pte, newprot);
+}
+
+__rust_helper pte_t rust_helper_pte_mkwrite(pte_t pte,
+					    struct vm_area_struct *vma)
+{
+	return pte_mkwrite(pte, vma);
+}
+
+__rust_helper pte_t rust_helper_pte_advance_pfn(pte_t pte, unsigned long nr)
+{
+	return pte_advance_pfn(pte, nr);
+}
+
+__rust_helper pgprot_t rust_helper_page_none(void)
+{
+	return PAGE_NONE;
+}
+
+__rust_helper bool rust_helper_pmd_write(pmd_t pmd)
+{
+	return pmd_write(pmd);
 }

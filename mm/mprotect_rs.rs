@@ -1,0 +1,633 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The page-table walk of mprotect(2), in Rust.
+//!
+//! This is `change_protection_range()` of `mm/mprotect.c` and everything below it, the p4d,
+//! pud, pmd and pte loops, with the same behaviour and the same return value, written against
+//! the page-table types of `kernel::mm::pgtable`. `change_protection()` calls it instead of the C
+//! walker when the Rust walker is selected (`mprotect_walker=` on the command line, or
+//! `/sys/kernel/debug/mprotect_walker`).
+//!
+//! As in the C walker, the MMU notifier invalidation is started in the PUD loop, at the first
+//! PUD that is not none, and covers from there to the end of the P4D's part of the range. Here
+//! it is an [`InvalidateRange`] guard: it ends exactly once when `change_pud_range()` returns,
+//! whichever way it returns, including the `-ENOMEM` of the populate path.
+//!
+//! Return values follow the C walker exactly, including its arithmetic: a level adds what the
+//! level below returns to its count, negative or not, and only the PMD and PUD levels stop on
+//! an allocation failure of their own populate step.
+
+use kernel::{
+    bindings,
+    ffi::{c_long, c_ulong},
+    mm::{
+        pgtable::{
+            self, page_none, pgd_range, vma, InvalidateRange, LazyMmu, MappedFolio, MappedPage,
+            MmuGather, P4dRange, PgProt, PmdSlot, Pte, PteTable, PudRange, PudSlot,
+        },
+        virt::{flags, VmaRef},
+    },
+    page::{PAGE_SHIFT, PAGE_SIZE},
+    prelude::*,
+};
+
+const MM_CP_TRY_CHANGE_WRITABLE: c_ulong = bindings::MM_CP_TRY_CHANGE_WRITABLE as c_ulong;
+const MM_CP_PROT_NUMA: c_ulong = bindings::MM_CP_PROT_NUMA as c_ulong;
+const MM_CP_UFFD_WP: c_ulong = bindings::MM_CP_UFFD_WP as c_ulong;
+const MM_CP_UFFD_WP_RESOLVE: c_ulong = bindings::MM_CP_UFFD_WP_RESOLVE as c_ulong;
+const MM_CP_UFFD_RWP: c_ulong = bindings::MM_CP_UFFD_RWP as c_ulong;
+const MM_CP_UFFD_RWP_RESOLVE: c_ulong = bindings::MM_CP_UFFD_RWP_RESOLVE as c_ulong;
+
+const HPAGE_PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+const HPAGE_PMD_NR: c_long = 1 << (bindings::PMD_SHIFT as usize - PAGE_SHIFT);
+const PUD_SIZE: usize = 1 << bindings::PUD_SHIFT;
+const HPAGE_PUD_NR: c_long = 1 << (bindings::PUD_SHIFT as usize - PAGE_SHIFT);
+
+const ENOMEM: c_long = -(bindings::ENOMEM as c_long);
+const EAGAIN: c_long = -(bindings::EAGAIN as c_long);
+
+/// The mm-internal parts of the C walker that this one shares (`include/linux/mprotect_rs.h`).
+mod shared {
+    use super::{bindings, MappedFolio, Pte, PteTable, VmaRef};
+
+    /// `folio_pte_batch_flags()` over PTEs `idx..idx + max_nr` of `ptes`, whose first entry is
+    /// `pte` and maps a page of the large folio `folio`; with `respect`,
+    /// `FPB_RESPECT_SOFT_DIRTY | FPB_RESPECT_WRITE`, else no flags.
+    #[inline]
+    pub(super) fn folio_pte_batch(
+        folio: MappedFolio<'_>,
+        ptes: &PteTable<'_>,
+        idx: usize,
+        pte: Pte,
+        max_nr: usize,
+        respect: bool,
+    ) -> usize {
+        let ptep = ptes.as_ptr(idx, max_nr);
+        // SAFETY: `ptep..ptep + max_nr` are PTEs of a locked table (bounds checked by
+        // `as_ptr()`), `pte` is the value of the first and maps a page of `folio`.
+        unsafe {
+            bindings::mprotect_rs_folio_pte_batch(
+                folio.as_ptr(),
+                ptep,
+                pte.into_raw(),
+                max_nr as _,
+                respect,
+            ) as usize
+        }
+    }
+
+    /// `vma_is_single_threaded_private()`.
+    #[inline]
+    pub(super) fn vma_is_single_threaded_private(vma: &VmaRef) -> bool {
+        // SAFETY: `vma` is valid while its lock is held.
+        unsafe { bindings::mprotect_rs_vma_is_single_threaded_private(vma.as_ptr()) }
+    }
+
+    /// `folio_can_map_prot_numa()`.
+    #[inline]
+    pub(super) fn folio_can_map_prot_numa(
+        folio: Option<MappedFolio<'_>>,
+        vma: &VmaRef,
+        is_private_single_threaded: bool,
+    ) -> bool {
+        let folio = folio.map_or(core::ptr::null_mut(), |f| f.as_ptr());
+        // SAFETY: `folio` is NULL or mapped in the locked table; `vma` is valid.
+        unsafe {
+            bindings::mprotect_rs_folio_can_map_prot_numa(
+                folio,
+                vma.as_ptr(),
+                is_private_single_threaded,
+            )
+        }
+    }
+
+    /// `flush_tlb_batched_pending()`.
+    #[inline]
+    pub(super) fn flush_tlb_batched_pending(vma: &VmaRef) {
+        // SAFETY: The mm of `vma` is live while its lock is held.
+        unsafe { bindings::mprotect_rs_flush_tlb_batched_pending(vma.mm().as_raw()) }
+    }
+
+    /// `pte_needs_soft_dirty_wp()`.
+    #[inline]
+    pub(super) fn pte_needs_soft_dirty_wp(vma: &VmaRef, pte: Pte) -> bool {
+        // SAFETY: `vma` is valid while its lock is held.
+        unsafe { bindings::mprotect_rs_pte_needs_soft_dirty_wp(vma.as_ptr(), pte.into_raw()) }
+    }
+
+    /// `count_vm_numa_events(NUMA_HUGE_PTE_UPDATES, nr)`.
+    #[inline]
+    pub(super) fn count_numa_huge_pte_updates(nr: usize) {
+        // SAFETY: Only updates a VM event counter.
+        unsafe { bindings::mprotect_rs_count_numa_huge_pte_updates(nr as _) }
+    }
+}
+
+/// One call of the walker: what stays the same over the whole range.
+struct Walk<'a, 'g> {
+    tlb: &'g mut MmuGather<'a>,
+    vma: &'a VmaRef,
+    newprot: PgProt,
+    cp_flags: c_ulong,
+    /// `pgtable_populate_needed()`.
+    populate: bool,
+    /// `pgtable_split_needed()`.
+    split: bool,
+}
+
+impl<'a> Walk<'a, '_> {
+    fn has(&self, flags: c_ulong) -> bool {
+        self.cp_flags & flags != 0
+    }
+
+    /// `change_prepare()`: 0, or `-ENOMEM` if a lower table was needed and could not be made.
+    fn prepare(&self, alloc: impl FnOnce() -> Result) -> c_long {
+        if self.populate && alloc().is_err() {
+            return ENOMEM;
+        }
+        0
+    }
+
+    /// `change_protection_range()`.
+    fn change_protection_range(&mut self, addr: usize, end: usize) -> c_long {
+        let Some(pgds) = pgd_range(self.vma, addr, end) else {
+            // The C walker BUG()s on an empty range; no caller passes one.
+            kernel::warn_on!(true);
+            return -(bindings::EINVAL as c_long);
+        };
+        let mut pages: c_long = 0;
+        self.tlb.start_vma(self.vma);
+        for pgd in pgds {
+            let ret = self.prepare(|| pgd.alloc_p4d());
+            if ret != 0 {
+                pages = ret;
+                break;
+            }
+            let Some(p4ds) = pgd.p4ds() else {
+                continue;
+            };
+            pages += self.change_p4d_range(p4ds);
+        }
+        self.tlb.end_vma(self.vma);
+        pages
+    }
+
+    /// `change_p4d_range()`.
+    fn change_p4d_range(&mut self, p4ds: P4dRange<'a>) -> c_long {
+        let mut pages: c_long = 0;
+        for p4d in p4ds {
+            let ret = self.prepare(|| p4d.alloc_pud());
+            if ret != 0 {
+                return ret;
+            }
+            let Some(puds) = p4d.puds() else {
+                continue;
+            };
+            pages += self.change_pud_range(puds, p4d.end());
+        }
+        pages
+    }
+
+    /// `change_pud_range()`, where the MMU notifier invalidation lives: it covers from the
+    /// first PUD that is not none to `end`.
+    fn change_pud_range(&mut self, puds: PudRange<'a>, end: usize) -> c_long {
+        let mut range = core::pin::pin!(InvalidateRange::new());
+        let mut pages: c_long = 0;
+        'puds: for pud in puds {
+            loop {
+                let ret = self.prepare(|| pud.alloc_pmd());
+                if ret != 0 {
+                    // `range` ends when it goes out of scope, as the C walker's break does.
+                    pages = ret;
+                    break 'puds;
+                }
+                let val = pud.get();
+                if val.none() {
+                    break;
+                }
+                range.as_mut().start(
+                    self.vma,
+                    bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA,
+                    pud.addr(),
+                    end,
+                );
+                if val.leaf() {
+                    if pud.end() - pud.addr() != PUD_SIZE || self.split {
+                        pud.split_huge();
+                        continue;
+                    }
+                    let ret = pud.change_huge(self.tlb, self.newprot, self.cp_flags) as c_long;
+                    if ret == 0 {
+                        continue;
+                    }
+                    // The huge PUD was handled.
+                    if ret == HPAGE_PUD_NR {
+                        pages += HPAGE_PUD_NR;
+                    }
+                    break;
+                }
+                pages += self.change_pmd_range(&pud, val);
+                break;
+            }
+        }
+        pages
+    }
+
+    /// `change_pmd_range()`.
+    fn change_pmd_range(&mut self, pud: &PudSlot<'a>, val: pgtable::Pud) -> c_long {
+        let Some(pmds) = pud.pmds(val) else {
+            return 0;
+        };
+        let mut pages: c_long = 0;
+        let mut nr_huge_updates = 0;
+        'pmds: for pmd in pmds {
+            loop {
+                let ret = self.prepare(|| pmd.alloc_pte());
+                if ret != 0 {
+                    pages = ret;
+                    break 'pmds;
+                }
+                if pmd.get().none() {
+                    break;
+                }
+                if pmd.get_lockless().is_huge() {
+                    if pmd.end() - pmd.addr() != HPAGE_PMD_SIZE || self.split {
+                        pmd.split_huge();
+                        // For file-backed, the pmd could have been cleared; make sure it is
+                        // populated if necessary, then fall through to the PTE level.
+                        let ret = self.prepare(|| pmd.alloc_pte());
+                        if ret != 0 {
+                            pages = ret;
+                            break 'pmds;
+                        }
+                    } else {
+                        let ret = pmd.change_huge(self.tlb, self.newprot, self.cp_flags) as c_long;
+                        if ret != 0 {
+                            if ret == HPAGE_PMD_NR {
+                                pages += HPAGE_PMD_NR;
+                                nr_huge_updates += 1;
+                            }
+                            // The huge PMD was handled.
+                            break;
+                        }
+                    }
+                    // Fall through: the huge PMD was just split.
+                }
+                let ret = self.change_pte_range(&pmd);
+                if ret < 0 {
+                    continue;
+                }
+                pages += ret;
+                break;
+            }
+            pgtable::cond_resched();
+        }
+        if nr_huge_updates != 0 {
+            shared::count_numa_huge_pte_updates(nr_huge_updates);
+        }
+        pages
+    }
+
+    /// `change_pte_range()`: `-EAGAIN` if the PMD no longer maps a PTE table.
+    fn change_pte_range(&mut self, pmd: &PmdSlot<'a>) -> c_long {
+        self.tlb.change_page_size(PAGE_SIZE);
+        let Some(ptes) = pmd.map_lock() else {
+            return EAGAIN;
+        };
+        let prot_numa = self.has(MM_CP_PROT_NUMA);
+        let is_private_single_threaded =
+            prot_numa && shared::vma_is_single_threaded_private(self.vma);
+
+        shared::flush_tlb_batched_pending(self.vma);
+        let lazy = LazyMmu::enable();
+        let mut pages: c_long = 0;
+        let mut idx = 0;
+        while idx < ptes.len() {
+            let oldpte = ptes.get(idx);
+            let nr = if oldpte.present() {
+                self.change_present(&ptes, idx, oldpte, is_private_single_threaded, &mut pages)
+            } else if oldpte.none() {
+                // Nobody plays with any none PTEs besides userfaultfd when applying the
+                // protections.
+                if self.has(MM_CP_UFFD_WP) && vma::userfaultfd_wp_use_markers(self.vma) {
+                    // For file-backed memory the page or swap cache can exist behind a none
+                    // PTE, so write-protect it with a marker.
+                    ptes.set(idx, Pte::uffd_wp_marker());
+                    pages += 1;
+                }
+                1
+            } else {
+                pages += self.change_softleaf_pte(&ptes, idx, oldpte);
+                1
+            };
+            idx += nr;
+        }
+        // Leave lazy MMU mode before the table is unlocked, as the C walker does.
+        drop(lazy);
+        drop(ptes);
+        pages
+    }
+
+    /// The present-PTE part of `change_pte_range()`: returns the number of PTEs handled (the
+    /// batch), adding those changed to `pages`.
+    #[inline(always)]
+    fn change_present(
+        &mut self,
+        ptes: &PteTable<'a>,
+        idx: usize,
+        oldpte: Pte,
+        is_private_single_threaded: bool,
+        pages: &mut c_long,
+    ) -> usize {
+        let prot_numa = self.has(MM_CP_PROT_NUMA);
+        let max_nr = ptes.len() - idx;
+
+        // Already in the desired state.
+        if prot_numa && oldpte.protnone() {
+            return 1;
+        }
+        // RWP-protected PTEs carry the uffd bit on top of PROT_NONE: skip only entries already
+        // in that exact state.
+        if self.has(MM_CP_UFFD_RWP) && oldpte.protnone() && oldpte.uffd() {
+            return 1;
+        }
+
+        let page = vma::normal_page(self.vma, ptes, ptes.addr(idx), oldpte);
+        let folio = page.map(MappedPage::folio);
+
+        // Avoid trapping faults against the zero or KSM pages.
+        if prot_numa
+            && !shared::folio_can_map_prot_numa(folio, self.vma, is_private_single_threaded)
+        {
+            // Skip the whole batch.
+            return folio_batch(folio, ptes, idx, oldpte, max_nr, false);
+        }
+
+        let nr = folio_batch(folio, ptes, idx, oldpte, max_nr, true);
+        self.change_present_ptes(ptes, idx, nr, folio, page);
+        *pages += nr as c_long;
+        nr
+    }
+
+    /// `change_present_ptes()`.
+    #[inline(always)]
+    fn change_present_ptes(
+        &mut self,
+        ptes: &PteTable<'a>,
+        idx: usize,
+        nr: usize,
+        folio: Option<MappedFolio<'_>>,
+        page: Option<MappedPage<'_>>,
+    ) {
+        let oldpte = ptes.modify_prot_start(idx, nr);
+        let mut ptent = oldpte.modify(self.newprot);
+
+        if self.has(MM_CP_UFFD_WP | MM_CP_UFFD_RWP) {
+            ptent = ptent.mkuffd();
+        } else if self.has(MM_CP_UFFD_WP_RESOLVE | MM_CP_UFFD_RWP_RESOLVE) {
+            ptent = ptent.clear_uffd();
+        }
+
+        // The uffd bit on a VM_UFFD_RWP VMA carries PROT_NONE semantics: if mprotect() or NUMA
+        // hinting changed the base protection, restore PAGE_NONE so the PTE still traps.
+        if vma::userfaultfd_rwp(self.vma) && ptent.uffd() {
+            ptent = ptent.modify(page_none());
+        }
+
+        // Writable shared mappings may want write faults (vma_wants_writenotify()), writable
+        // private ones have to handle COW; either way the PTEs can sometimes be made writable
+        // here and spare the write fault.
+        if self.has(MM_CP_TRY_CHANGE_WRITABLE) && !ptent.write() {
+            self.set_write_prot_commit_flush_ptes(ptes, idx, nr, oldpte, ptent, folio, page);
+        } else {
+            self.prot_commit_flush_ptes(ptes, idx, nr, oldpte, ptent, 0, false);
+        }
+    }
+
+    /// `prot_commit_flush_ptes()`: commits PTEs `idx + off..idx + off + nr` of a batch started
+    /// at `idx` with `oldpte`, `ptent`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn prot_commit_flush_ptes(
+        &mut self,
+        ptes: &PteTable<'a>,
+        idx: usize,
+        nr: usize,
+        oldpte: Pte,
+        ptent: Pte,
+        off: usize,
+        set_write: bool,
+    ) {
+        let idx = idx + off;
+        let oldpte = oldpte.advance_pfn(off);
+        let mut ptent = ptent.advance_pfn(off);
+        if set_write {
+            ptent = ptent.mkwrite(self.vma);
+        }
+        ptes.modify_prot_commit(idx, nr, oldpte, ptent);
+        if Pte::needs_flush(oldpte, ptent) {
+            self.tlb.flush_pte_range(ptes.addr(idx), nr * PAGE_SIZE);
+        }
+    }
+
+    /// `set_write_prot_commit_flush_ptes()`.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn set_write_prot_commit_flush_ptes(
+        &mut self,
+        ptes: &PteTable<'a>,
+        idx: usize,
+        nr: usize,
+        oldpte: Pte,
+        ptent: Pte,
+        folio: Option<MappedFolio<'_>>,
+        page: Option<MappedPage<'_>>,
+    ) {
+        if self.vma.flags() & flags::SHARED != 0 {
+            let set_write = self.can_change_shared_pte_writable(ptent);
+            self.prot_commit_flush_ptes(ptes, idx, nr, oldpte, ptent, 0, set_write);
+            return;
+        }
+        let anon = folio.is_some_and(MappedFolio::is_anon);
+        let (true, Some(page)) = (self.maybe_change_pte_writable(ptent) && anon, page) else {
+            self.prot_commit_flush_ptes(ptes, idx, nr, oldpte, ptent, 0, false);
+            return;
+        };
+        self.commit_anon_folio_batch(ptes, idx, nr, oldpte, ptent, page);
+    }
+
+    /// `commit_anon_folio_batch()`: a batch of PTEs mapping consecutive pages of one anonymous
+    /// folio can only be made writable in sub-batches of `PageAnonExclusive()` pages.
+    #[inline(always)]
+    fn commit_anon_folio_batch(
+        &mut self,
+        ptes: &PteTable<'a>,
+        idx: usize,
+        nr: usize,
+        oldpte: Pte,
+        ptent: Pte,
+        first: MappedPage<'_>,
+    ) {
+        let mut off = 0;
+        while off < nr {
+            let exclusive = first.nth_anon_exclusive(off);
+            let len = page_anon_exclusive_batch(off, nr - off, first, exclusive);
+            self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, exclusive);
+            off += len;
+        }
+    }
+
+    /// `maybe_change_pte_writable()`.
+    fn maybe_change_pte_writable(&self, pte: Pte) -> bool {
+        if kernel::warn_on!(self.vma.flags() & flags::WRITE == 0) {
+            return false;
+        }
+        // Don't touch entries that are not even readable.
+        if pte.protnone() {
+            return false;
+        }
+        // Do we need write faults for softdirty tracking?
+        if shared::pte_needs_soft_dirty_wp(self.vma, pte) {
+            return false;
+        }
+        // Do we need write faults for uffd-wp tracking?
+        !vma::userfaultfd_pte_wp(self.vma, pte)
+    }
+
+    /// `can_change_shared_pte_writable()`.
+    fn can_change_shared_pte_writable(&self, pte: Pte) -> bool {
+        // A dirty PTE in a writable shared mapping means the file system was already notified,
+        // so the PTE can be made writable just like the write-fault handler would.
+        self.maybe_change_pte_writable(pte) && pte.dirty()
+    }
+
+    /// `change_softleaf_pte()`.
+    fn change_softleaf_pte(&mut self, ptes: &PteTable<'a>, idx: usize, oldpte: Pte) -> c_long {
+        let entry = oldpte.softleaf();
+        let mut newpte = if entry.is_migration_write() {
+            // A protection check is difficult, so just be safe and disable write.
+            let entry = if entry.migration_folio_is_anon() {
+                entry.readable_exclusive_migration()
+            } else {
+                entry.readable_migration()
+            };
+            let newpte = Pte::from_softleaf(entry);
+            if oldpte.swp_soft_dirty() {
+                newpte.swp_mksoft_dirty()
+            } else {
+                newpte
+            }
+        } else if entry.is_device_private_write() {
+            // Soft-dirtiness is not preserved, see copy_nonpresent_pte().
+            let newpte = Pte::from_softleaf(entry.readable_device_private());
+            if oldpte.swp_uffd() {
+                newpte.swp_mkuffd()
+            } else {
+                newpte
+            }
+        } else if entry.is_marker() {
+            // Error entries are ignored: any access raises SIGBUS or SIGSEGV anyway.
+            if entry.is_poison_marker() || entry.is_guard_marker() {
+                return 0;
+            }
+            // Resolving a uffd-wp marker drops it: the next fault will not trap.
+            if self.has(MM_CP_UFFD_WP_RESOLVE | MM_CP_UFFD_RWP_RESOLVE) {
+                ptes.clear(idx);
+                return 1;
+            }
+            return 0;
+        } else {
+            oldpte
+        };
+
+        if self.has(MM_CP_UFFD_WP | MM_CP_UFFD_RWP) {
+            newpte = newpte.swp_mkuffd();
+        } else if self.has(MM_CP_UFFD_WP_RESOLVE | MM_CP_UFFD_RWP_RESOLVE) {
+            newpte = newpte.swp_clear_uffd();
+        }
+
+        if !oldpte.same(newpte) {
+            ptes.set(idx, newpte);
+            return 1;
+        }
+        0
+    }
+}
+
+/// `mprotect_folio_pte_batch()`: the number of PTEs from `idx` that map consecutive pages of
+/// `folio` and can be changed as one.
+#[inline(always)]
+fn folio_batch(
+    folio: Option<MappedFolio<'_>>,
+    ptes: &PteTable<'_>,
+    idx: usize,
+    pte: Pte,
+    max_nr: usize,
+    respect: bool,
+) -> usize {
+    match folio {
+        // No underlying folio, or a small one: nothing to batch.
+        Some(folio) if folio.is_large() => {
+            shared::folio_pte_batch(folio, ptes, idx, pte, max_nr, respect)
+        }
+        _ => 1,
+    }
+}
+
+/// `page_anon_exclusive_batch()`: the length of the run of pages from `start` (at most
+/// `max_len`) whose `PageAnonExclusive()` equals `expected`.
+#[inline(always)]
+fn page_anon_exclusive_batch(
+    start: usize,
+    max_len: usize,
+    first: MappedPage<'_>,
+    expected: bool,
+) -> usize {
+    let mut idx = start + 1;
+    while idx < start + max_len {
+        if first.nth_anon_exclusive(idx) != expected {
+            break;
+        }
+        idx += 1;
+    }
+    idx - start
+}
+
+/// The Rust `change_protection_range()`; `change_protection()` calls it when the Rust walker is
+/// selected.
+///
+/// # Safety
+///
+/// As for the C `change_protection_range()`: `vma` is a valid VMA whose mmap lock (or VMA
+/// lock) the caller holds for the whole call; `tlb` was set up with `tlb_gather_mmu()` for its
+/// mm and is not used by anyone else during the call; `[addr, end)` is a non-empty range within
+/// the VMA.
+#[export]
+pub unsafe extern "C" fn rust_change_protection_range(
+    tlb: *mut bindings::mmu_gather,
+    vma: *mut bindings::vm_area_struct,
+    addr: c_ulong,
+    end: c_ulong,
+    newprot: bindings::pgprot_t,
+    cp_flags: c_ulong,
+) -> c_long {
+    let Some(tlb) = core::ptr::NonNull::new(tlb) else {
+        return -(bindings::EINVAL as c_long);
+    };
+    // SAFETY: The caller holds the VMA's lock for the whole call, see above.
+    let vma = unsafe { VmaRef::from_raw(vma) };
+    // SAFETY: The caller's gather is ours for the duration of the call, see above.
+    let mut tlb = unsafe { MmuGather::from_raw(tlb) };
+
+    let populate = cp_flags & MM_CP_UFFD_WP != 0 && vma::userfaultfd_wp_use_markers(vma);
+    let split = cp_flags & (MM_CP_UFFD_WP | MM_CP_UFFD_RWP) != 0 && !vma::is_anonymous(vma);
+    let mut walk = Walk {
+        tlb: &mut tlb,
+        vma,
+        newprot,
+        cp_flags,
+        populate,
+        split,
+    };
+    walk.change_protection_range(addr as usize, end as usize)
+}
