@@ -4,7 +4,8 @@
 # as an RFC patch series for Linux 7.3.  See README.md.
 #
 #   make run      set up, prepare the tree, build, boot under QEMU, run KUnit
-#   make test     the full gate: `make run`, then the series through
+#   make test     the full gate: `make run`, the user-space checks in the
+#                 guest under each walker, then the series through
 #                 checkpatch.pl and rustfmt over the Rust code
 #   make series   write the series (git format-patch --rfc --cover-letter)
 #                 to series/
@@ -16,7 +17,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all run test setup prepare series checkpatch rustfmtcheck clean
+.PHONY: all run test setup prepare guest series checkpatch rustfmtcheck clean
 
 all: run
 
@@ -29,6 +30,9 @@ prepare: setup
 run: prepare
 	@$(S)/kunit.sh
 
+guest: run
+	@$(S)/guest.sh
+
 series: prepare
 	@$(S)/series.sh
 
@@ -38,7 +42,7 @@ checkpatch: series
 rustfmtcheck: prepare
 	@$(S)/rustfmtcheck.sh
 
-test: run checkpatch rustfmtcheck
+test: run guest checkpatch rustfmtcheck
 	@echo "make test: all checks passed"
 
 clean:

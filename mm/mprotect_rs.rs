@@ -19,7 +19,7 @@
 
 use kernel::{
     bindings,
-    ffi::{c_long, c_ulong},
+    ffi::{c_long, c_uint, c_ulong},
     mm::{
         pgtable::{
             self, page_none, pgd_range, vma, InvalidateRange, LazyMmu, MappedFolio, MappedPage,
@@ -48,7 +48,7 @@ const EAGAIN: c_long = -(bindings::EAGAIN as c_long);
 
 /// The mm-internal parts of the C walker that this one shares (`include/linux/mprotect_rs.h`).
 mod shared {
-    use super::{bindings, MappedFolio, Pte, PteTable, VmaRef};
+    use super::{bindings, c_uint, MappedFolio, Pte, PteTable, VmaRef};
 
     /// `folio_pte_batch_flags()` over PTEs `idx..idx + max_nr` of `ptes`, whose first entry is
     /// `pte` and maps a page of the large folio `folio`; with `respect`,
@@ -70,7 +70,7 @@ mod shared {
                 folio.as_ptr(),
                 ptep,
                 pte.into_raw(),
-                max_nr as _,
+                max_nr as c_uint,
                 respect,
             ) as usize
         }
@@ -119,7 +119,7 @@ mod shared {
     #[inline]
     pub(super) fn count_numa_huge_pte_updates(nr: usize) {
         // SAFETY: Only updates a VM event counter.
-        unsafe { bindings::mprotect_rs_count_numa_huge_pte_updates(nr as _) }
+        unsafe { bindings::mprotect_rs_count_numa_huge_pte_updates(nr) }
     }
 }
 
@@ -629,5 +629,5 @@ pub unsafe extern "C" fn rust_change_protection_range(
         populate,
         split,
     };
-    walk.change_protection_range(addr as usize, end as usize)
+    walk.change_protection_range(addr, end)
 }

@@ -32,9 +32,9 @@ step "configure ($build)"
 "${kunit_py[@]}" config "${common[@]}" >"$out/config.log" 2>&1 || {
 	cat "$out/config.log"; die "kernel configuration failed (see above)"; }
 
-step "build (make LLVM=$MPRS_LLVM -j$jobs, log in out/build.log)"
+step "build (make LLVM=$MPRS_LLVM CLIPPY=1 -j$jobs, log in out/build.log)"
 t0=$(date +%s)
-if ! make -C "$tree" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" -j"$jobs" all \
+if ! make -C "$tree" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
 	>"$out/build.log" 2>&1; then
 	grep -E "error|Error" "$out/build.log" | head -n 40
 	tail -n 20 "$out/build.log"

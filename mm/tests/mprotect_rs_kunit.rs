@@ -118,7 +118,7 @@ mod tests {
             // SAFETY: As above.
             dirty: unsafe { bindings::pte_dirty(ptev) },
             // SAFETY: As above.
-            pfn: unsafe { bindings::pte_pfn(ptev) } as usize,
+            pfn: unsafe { bindings::pte_pfn(ptev) },
             byte,
         }
     }

@@ -152,7 +152,7 @@ mod tests {
 
     fn mprotect(addr: usize, len: usize, prot: u32) -> Result {
         // SAFETY: Operates on the current mm, under its own locking.
-        kernel::error::to_result(unsafe { bindings::mprotect_for_kunit(addr, len, prot as _) })
+        kernel::error::to_result(unsafe { bindings::mprotect_for_kunit(addr, len, prot as usize) })
     }
 
     fn change(addr: usize, end: usize, cp_flags: c_ulong) -> c_long {

@@ -28,7 +28,7 @@
 use crate::{
     bindings,
     error::{to_result, Result},
-    ffi::c_ulong,
+    ffi::{c_uint, c_ulong},
     mm::virt::VmaRef,
     page::PAGE_SHIFT,
 };
@@ -214,7 +214,7 @@ impl Pte {
     #[inline]
     pub fn pfn(self) -> usize {
         // SAFETY: `pte_pfn()` only looks at the value.
-        unsafe { bindings::pte_pfn(self.0) as usize }
+        unsafe { bindings::pte_pfn(self.0) }
     }
 
     /// `pte_modify()`: the entry with its protection bits replaced by `prot`.
@@ -433,7 +433,7 @@ pub mod vma {
     ) -> Option<super::MappedPage<'t>> {
         // SAFETY: `vma` is valid; `pte` was read from `_table`, whose lock the borrow proves is
         // held, so the page it maps stays mapped for `'t`.
-        let page = unsafe { bindings::vm_normal_page(vma.as_ptr(), addr as _, pte.into_raw()) };
+        let page = unsafe { bindings::vm_normal_page(vma.as_ptr(), addr, pte.into_raw()) };
         Some(super::MappedPage {
             page: core::ptr::NonNull::new(page)?,
             _table: core::marker::PhantomData,
@@ -466,7 +466,7 @@ macro_rules! slot_range {
                     return None;
                 }
                 // SAFETY: Only computes an address.
-                let next = unsafe { bindings::$addr_end(self.addr as _, self.end as _) } as usize;
+                let next = unsafe { bindings::$addr_end(self.addr, self.end) };
                 // INVARIANT: `[addr, end)` lies within the range that the table covers (it was
                 // clamped to the entry one level up when this iterator was made), so `ptr`
                 // points into the table; `next` never passes `end`.
@@ -601,7 +601,7 @@ pub fn pgd_range(vma: &VmaRef, addr: usize, end: usize) -> Option<PgdRange<'_>> 
         vma,
         // SAFETY: `mm` is live while `vma`'s lock is held; `pgd_offset()` only computes the
         // address of the entry for `addr` in its pgd page.
-        ptr: unsafe { bindings::pgd_offset(mm, addr as _) },
+        ptr: unsafe { bindings::pgd_offset(mm, addr) },
         addr,
         end,
     })
@@ -614,7 +614,7 @@ impl<'a> PgdSlot<'a> {
         // SAFETY: The slot is live (type invariant) and the caller's lock allows allocating
         // lower tables, as it does for page faults.
         to_result(unsafe {
-            bindings::p4d_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr as _)
+            bindings::p4d_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr)
         })
     }
 
@@ -630,7 +630,7 @@ impl<'a> PgdSlot<'a> {
             vma: self.vma,
             // SAFETY: The entry is a table entry (checked above), so `p4d_offset()` is the entry
             // for `addr` in that table.
-            ptr: unsafe { bindings::p4d_offset(self.ptr.as_ptr(), self.addr as _) },
+            ptr: unsafe { bindings::p4d_offset(self.ptr.as_ptr(), self.addr) },
             addr: self.addr,
             end: self.end,
         })
@@ -643,7 +643,7 @@ impl<'a> P4dSlot<'a> {
     pub fn alloc_pud(&self) -> Result {
         // SAFETY: See `PgdSlot::alloc_p4d()`.
         to_result(unsafe {
-            bindings::pud_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr as _)
+            bindings::pud_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr)
         })
     }
 
@@ -657,7 +657,7 @@ impl<'a> P4dSlot<'a> {
         Some(PudRange {
             vma: self.vma,
             // SAFETY: The entry is a table entry (checked above).
-            ptr: unsafe { bindings::pud_offset(self.ptr.as_ptr(), self.addr as _) },
+            ptr: unsafe { bindings::pud_offset(self.ptr.as_ptr(), self.addr) },
             addr: self.addr,
             end: self.end,
         })
@@ -670,7 +670,7 @@ impl<'a> PudSlot<'a> {
     pub fn alloc_pmd(&self) -> Result {
         // SAFETY: See `PgdSlot::alloc_p4d()`.
         to_result(unsafe {
-            bindings::pmd_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr as _)
+            bindings::pmd_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr)
         })
     }
 
@@ -686,7 +686,7 @@ impl<'a> PudSlot<'a> {
             vma: self.vma,
             // SAFETY: The entry is a table entry (checked above); table entries above the PTE
             // level only change under the mmap write lock, which excludes this walk.
-            ptr: unsafe { bindings::pmd_offset(self.ptr.as_ptr(), self.addr as _) },
+            ptr: unsafe { bindings::pmd_offset(self.ptr.as_ptr(), self.addr) },
             addr: self.addr,
             end: self.end,
         })
@@ -696,7 +696,7 @@ impl<'a> PudSlot<'a> {
     #[inline]
     pub fn split_huge(&self) {
         // SAFETY: The slot is live, and `vma` is the VMA it belongs to.
-        unsafe { bindings::__split_huge_pud(self.vma.as_ptr(), self.ptr.as_ptr(), self.addr as _) }
+        unsafe { bindings::__split_huge_pud(self.vma.as_ptr(), self.ptr.as_ptr(), self.addr) }
     }
 
     /// `change_huge_pud()`: changes the protection of the huge PUD in this slot.
@@ -711,7 +711,7 @@ impl<'a> PudSlot<'a> {
                 tlb.as_ptr(),
                 self.vma.as_ptr(),
                 self.ptr.as_ptr(),
-                self.addr as _,
+                self.addr,
                 newprot,
                 cp_flags,
             )
@@ -739,7 +739,7 @@ impl<'a> PmdSlot<'a> {
     pub fn split_huge(&self) {
         // SAFETY: The slot is live, and `vma` is the VMA it belongs to.
         unsafe {
-            bindings::__split_huge_pmd(self.vma.as_ptr(), self.ptr.as_ptr(), self.addr as _, false)
+            bindings::__split_huge_pmd(self.vma.as_ptr(), self.ptr.as_ptr(), self.addr, false)
         }
     }
 
@@ -756,7 +756,7 @@ impl<'a> PmdSlot<'a> {
                 tlb.as_ptr(),
                 self.vma.as_ptr(),
                 self.ptr.as_ptr(),
-                self.addr as _,
+                self.addr,
                 newprot,
                 cp_flags,
             )
@@ -775,7 +775,7 @@ impl<'a> PmdSlot<'a> {
             bindings::pte_offset_map_lock(
                 self.vma.mm().as_raw(),
                 self.ptr.as_ptr(),
-                self.addr as _,
+                self.addr,
                 &mut ptl,
             )
         };
@@ -854,7 +854,7 @@ impl PteTable<'_> {
     pub fn set(&self, idx: usize, pte: Pte) {
         let ptep = self.as_ptr(idx, 1);
         // SAFETY: `ptep` is a PTE of the table, whose lock is held.
-        unsafe { bindings::set_pte_at(self.vma.mm().as_raw(), self.addr(idx) as _, ptep, pte.0) }
+        unsafe { bindings::set_pte_at(self.vma.mm().as_raw(), self.addr(idx), ptep, pte.0) }
     }
 
     /// `pte_clear()` of PTE `idx`.
@@ -862,7 +862,7 @@ impl PteTable<'_> {
     pub fn clear(&self, idx: usize) {
         let ptep = self.as_ptr(idx, 1);
         // SAFETY: `ptep` is a PTE of the table, whose lock is held.
-        unsafe { bindings::pte_clear(self.vma.mm().as_raw(), self.addr(idx) as _, ptep) }
+        unsafe { bindings::pte_clear(self.vma.mm().as_raw(), self.addr(idx), ptep) }
     }
 
     /// `modify_prot_start_ptes()` of PTEs `idx..idx + nr`, which must map consecutive pages of
@@ -872,7 +872,7 @@ impl PteTable<'_> {
         let ptep = self.as_ptr(idx, nr);
         // SAFETY: `ptep..ptep + nr` are PTEs of the table, whose lock is held.
         Pte(unsafe {
-            bindings::modify_prot_start_ptes(self.vma.as_ptr(), self.addr(idx) as _, ptep, nr as _)
+            bindings::modify_prot_start_ptes(self.vma.as_ptr(), self.addr(idx), ptep, nr as c_uint)
         })
     }
 
@@ -884,11 +884,11 @@ impl PteTable<'_> {
         unsafe {
             bindings::modify_prot_commit_ptes(
                 self.vma.as_ptr(),
-                self.addr(idx) as _,
+                self.addr(idx),
                 ptep,
                 old.0,
                 new.0,
-                nr as _,
+                nr as c_uint,
             )
         }
     }
@@ -974,14 +974,14 @@ impl MmuGather<'_> {
     #[inline]
     pub fn change_page_size(&mut self, size: usize) {
         // SAFETY: The gather is valid and exclusively ours.
-        unsafe { bindings::tlb_change_page_size(self.ptr.as_ptr(), size as _) }
+        unsafe { bindings::tlb_change_page_size(self.ptr.as_ptr(), size as c_uint) }
     }
 
     /// `tlb_flush_pte_range()`: records that PTEs of `[addr, addr + size)` need a flush.
     #[inline]
     pub fn flush_pte_range(&mut self, addr: usize, size: usize) {
         // SAFETY: The gather is valid and exclusively ours.
-        unsafe { bindings::tlb_flush_pte_range(self.ptr.as_ptr(), addr as _, size as _) }
+        unsafe { bindings::tlb_flush_pte_range(self.ptr.as_ptr(), addr, size) }
     }
 }
 
@@ -1043,8 +1043,8 @@ impl InvalidateRange {
                 event,
                 0,
                 vma.mm().as_raw(),
-                start as _,
-                end as _,
+                start,
+                end,
             );
             bindings::mmu_notifier_invalidate_range_start(&mut this.range);
         }
