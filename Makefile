@@ -9,6 +9,8 @@
 #                 checkpatch.pl and rustfmt over the Rust code
 #   make series   write the series (git format-patch --rfc --cover-letter)
 #                 to series/
+#   make mutation inject faults into the Rust walker, one at a time, and
+#                 check that the tests catch each (not part of make test)
 #
 # Variables: KERNEL_SRC=/path/to/git/tree (apply to your own tree),
 # KERNEL_BASE=<commit> (its base, default its HEAD), MPRS_CACHE (cache
@@ -17,7 +19,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all run test setup prepare guest series checkpatch rustfmtcheck clean
+.PHONY: all run test setup prepare guest series checkpatch rustfmtcheck mutation clean
 
 all: run
 
@@ -44,6 +46,11 @@ rustfmtcheck: prepare
 
 test: run guest checkpatch rustfmtcheck
 	@echo "make test: all checks passed"
+
+# Not part of `make test`: injects faults into the Rust walker one at a time
+# and checks that the tests catch each.
+mutation: setup
+	@$(S)/mutation.sh
 
 clean:
 	rm -rf out series

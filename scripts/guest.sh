@@ -28,8 +28,10 @@ busybox=/bin/busybox
 
 mkdir -p "$work"
 step "build the guest programs (gcc -static)"
-gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$work/mprotect_user" \
-	"$root/tests/guest/mprotect_user.c"
+for prog in mprotect_user dax_user; do
+	gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$work/$prog" \
+		"$root/tests/guest/$prog.c"
+done
 
 cat >"$work/initramfs.list" <<LIST
 dir /dev 0755 0 0
@@ -42,8 +44,14 @@ file /bin/busybox $busybox 0755 0 0
 slink /bin/sh busybox 0777 0 0
 file /init $root/tests/guest/init 0755 0 0
 file /mprotect_user $work/mprotect_user 0755 0 0
+file /dax_user $work/dax_user 0755 0 0
 LIST
 "$gen_init_cpio" "$work/initramfs.list" >"$work/initramfs.cpio"
+
+# 1 GiB of the guest's RAM, at 4 GiB (the RAM above the PCI hole of a 4 GiB
+# pc machine), becomes soft-reserved memory, which dax_hmem turns into a
+# device-DAX device.
+dax_memmap="memmap=1G%4G+0xefffffff"
 
 accel=$("$here/kvm-probe.sh" "$kernel")
 mapfile -t args < <(grep -v '^#' "$root/tests/qemu/args" | sed '/^$/d')
@@ -52,7 +60,7 @@ set +e
 PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
 	qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio \
 	-monitor none "${args[@]}" -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-	-append "console=ttyS0 rdinit=/init quiet kunit.enable=0 panic=-1" \
+	-append "console=ttyS0 rdinit=/init quiet kunit.enable=0 panic=-1 $dax_memmap" \
 	</dev/null >"$out/guest.log" 2>&1
 qrc=$?
 set -e

@@ -47,12 +47,17 @@ if grep -nE '(^|[: ])warning(\[[A-Za-z0-9_-]+\])?: ' "$out/build.log" >"$out/war
 	die "the build printed $(wc -l <"$out/warnings.log") warning line(s) (out/build.log)"
 fi
 
+# RANDOM_CASES and RANDOM_SEED size and seed the randomized differential test.
+extra=()
+[ -z "${RANDOM_CASES:-}" ] || extra+=(--kernel_args "mprotect_rs.random_cases=$RANDOM_CASES")
+[ -z "${RANDOM_SEED:-}" ] || extra+=(--kernel_args "mprotect_rs.seed=$RANDOM_SEED")
+
 accel=$("$here/kvm-probe.sh" "$build/arch/x86/boot/bzImage")
 step "boot under QEMU ($accel) and run KUnit"
 set +e
 PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel \
 	"${kunit_py[@]}" exec "${common[@]}" --timeout="$timeout_s" \
-	--json="$out/kunit.json" "$@" 2>&1 | tee "$out/kunit.log"
+	--json="$out/kunit.json" "${extra[@]}" "$@" 2>&1 | tee "$out/kunit.log"
 rc=${PIPESTATUS[0]}
 set -e
 python3 "$here/check-results.py" "$out/kunit.json" "$root/tests/expected-suites.txt" ||

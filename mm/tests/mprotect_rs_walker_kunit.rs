@@ -5,9 +5,10 @@
 //! Each case builds the same memory layout twice in a KUnit-owned mm, once per walker, then,
 //! with that walker selected, changes its protection through `mprotect()` and through
 //! `change_protection()` directly. After each step it records every page's mapping (none, a PTE,
-//! a PMD or PUD leaf, with the bits that the protection change touches) and the count that
-//! `change_protection()` returned. The case checks what it expects of the result, then that
-//! both walkers produced the same records.
+//! a PMD or PUD leaf, with the bits that the protection change touches), the count that
+//! `change_protection()` returned, and the MMU notifier invalidations of the mprotect kind that
+//! an `mmu_notifier` registered on the mm saw. The case checks what it expects of the result,
+//! then that both walkers produced the same records.
 
 use kernel::prelude::*;
 
@@ -16,19 +17,29 @@ const __LOG_PREFIX: &[u8] = b"mprotect_rs_walkers\0";
 
 #[kunit_tests(mprotect_rs_walkers)]
 mod tests {
-    use core::ptr;
+    use core::{
+        ptr,
+        sync::atomic::{AtomicUsize, Ordering},
+    };
     use kernel::{
         bindings,
-        ffi::{c_long, c_ulong},
+        ffi::{c_int, c_long, c_ulong},
         mm::pgtable::{self, Pte},
         page::{PAGE_SHIFT, PAGE_SIZE},
         prelude::*,
         uaccess::{UserPtr, UserSlice},
-        uapi::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_NONE, PROT_READ, PROT_WRITE},
+        uapi::{
+            MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_NONE,
+            PROT_READ, PROT_WRITE,
+        },
     };
 
     const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+    const PUD_SIZE: usize = 1 << bindings::PUD_SHIFT;
+    const P4D_SHIFT: u32 = 39;
     const WALKERS: [&CStr; 2] = [c"c", c"rust"];
+    const TRY_CHANGE_WRITABLE: c_ulong = bindings::MM_CP_TRY_CHANGE_WRITABLE as c_ulong;
+    const PROT_NUMA: c_ulong = bindings::MM_CP_PROT_NUMA as c_ulong;
 
     /// How one page is mapped.
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -49,8 +60,216 @@ mod tests {
         Pud,
     }
 
-    /// What one run of a scenario saw: the records of each step, and the counts.
-    type Trace = KVec<KVec<Entry>>;
+    /// One MMU notifier invalidation of the mprotect kind (`MMU_NOTIFY_PROTECTION_VMA`).
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    enum Inval {
+        Start { start: usize, end: usize },
+        End { start: usize, end: usize },
+    }
+
+    /// What one run of a scenario saw.
+    #[derive(Default)]
+    struct Run {
+        /// The mapping of every page, after each step that records one.
+        trace: KVec<KVec<Entry>>,
+        /// Results of `change_protection()` and `mprotect()` calls, and digests.
+        counts: KVec<c_long>,
+        /// The first invalidations seen during the run, relative to the base address that the
+        /// scenario set with [`Recording::set_base`].
+        invals: KVec<Inval>,
+        /// The number of invalidations, and a digest of all of them.
+        inval_total: usize,
+        inval_digest: u64,
+        /// Addresses the scenario notes for its own checks (not compared between walkers).
+        marks: KVec<usize>,
+    }
+
+    impl Run {
+        fn count(&mut self, value: c_long) -> Result {
+            self.counts.push(value, GFP_KERNEL)?;
+            Ok(())
+        }
+
+        fn record(&mut self, entries: KVec<Entry>) -> Result {
+            self.trace.push(entries, GFP_KERNEL)?;
+            Ok(())
+        }
+
+        fn mark(&mut self, addr: usize) -> Result {
+            self.marks.push(addr, GFP_KERNEL)?;
+            Ok(())
+        }
+    }
+
+    /// FNV-1a over a sequence of words.
+    fn fnv(mut h: u64, words: &[u64]) -> u64 {
+        for w in words {
+            for b in w.to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        h
+    }
+
+    const FNV_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+    /// A digest of a snapshot, for runs too long to keep every snapshot.
+    fn digest(entries: &[Entry]) -> c_long {
+        let mut h = FNV_SEED;
+        for e in entries {
+            let w = match *e {
+                Entry::None => 0,
+                Entry::Pte {
+                    write,
+                    dirty,
+                    protnone,
+                } => 1 | u64::from(write) << 4 | u64::from(dirty) << 5 | u64::from(protnone) << 6,
+                Entry::Leaf => 2,
+                Entry::Pmd { write } => 3 | u64::from(write) << 4,
+                Entry::Pud => 4,
+            };
+            h = fnv(h, &[w]);
+        }
+        h as c_long
+    }
+
+    const MAX_INVALS: usize = 64;
+
+    /// An `mmu_notifier` that records the mprotect invalidations of the test's mm.
+    ///
+    /// Callbacks can come from other tasks too (khugepaged, reclaim), so slots are claimed with
+    /// an atomic counter and only read after `mmu_notifier_unregister()`, which waits for all
+    /// callbacks to finish. Other kinds of invalidation are not recorded.
+    ///
+    /// Addresses are recorded relative to `base`, so that runs whose mappings landed at
+    /// different addresses compare equal. Beyond [`MAX_INVALS`], only the count and the digest
+    /// of the relative ranges are kept (the digest is order-sensitive and only updated from the
+    /// test's own task, which is the one that walks).
+    #[repr(C)]
+    struct Recorder {
+        mn: bindings::mmu_notifier,
+        base: AtomicUsize,
+        next: AtomicUsize,
+        digest: AtomicUsize,
+        slots: [[AtomicUsize; 3]; MAX_INVALS],
+    }
+
+    impl Recorder {
+        fn push(&self, kind: usize, range: &bindings::mmu_notifier_range) {
+            if range.event != bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA {
+                return;
+            }
+            let base = self.base.load(Ordering::Relaxed);
+            let (start, end) = (range.start.wrapping_sub(base), range.end.wrapping_sub(base));
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let d = self.digest.load(Ordering::Relaxed) as u64;
+            let d = fnv(
+                if i == 0 { FNV_SEED } else { d },
+                &[kind as u64, start as u64, end as u64],
+            );
+            self.digest.store(d as usize, Ordering::Relaxed);
+            if let Some(slot) = self.slots.get(i) {
+                slot[0].store(kind, Ordering::Relaxed);
+                slot[1].store(start, Ordering::Relaxed);
+                slot[2].store(end, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the MMU notifier core with `mn` registered by [`Recording::start`] (the first
+    /// field of a live [`Recorder`]) and a valid `range`.
+    unsafe extern "C" fn rec_start(
+        mn: *mut bindings::mmu_notifier,
+        range: *const bindings::mmu_notifier_range,
+    ) -> c_int {
+        // SAFETY: See the function's safety requirements; `Recorder` is `repr(C)` with `mn`
+        // first, and its other fields are atomics.
+        let (rec, range) = unsafe { (&*mn.cast::<Recorder>(), &*range) };
+        rec.push(0, range);
+        0
+    }
+
+    /// # Safety
+    ///
+    /// As for [`rec_start`].
+    unsafe extern "C" fn rec_end(
+        mn: *mut bindings::mmu_notifier,
+        range: *const bindings::mmu_notifier_range,
+    ) {
+        // SAFETY: As in `rec_start()`.
+        let (rec, range) = unsafe { (&*mn.cast::<Recorder>(), &*range) };
+        rec.push(1, range);
+    }
+
+    static RECORDER_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+        invalidate_range_start: Some(rec_start),
+        invalidate_range_end: Some(rec_end),
+        // SAFETY: All-zero is a valid `mmu_notifier_ops`: every other callback is `None`.
+        ..unsafe { core::mem::zeroed() }
+    };
+
+    /// A [`Recorder`] registered on the current mm until [`Recording::finish`].
+    struct Recording {
+        rec: KBox<Recorder>,
+        mm: *mut bindings::mm_struct,
+    }
+
+    impl Recording {
+        fn start() -> Result<Self> {
+            // SAFETY: Called from a KUnit test: attaches a KUnit-owned mm to the current task
+            // if it has none.
+            kernel::error::to_result(unsafe { bindings::kunit_attach_mm() })?;
+            let current = kernel::current!();
+            let mm = current.mm().ok_or(EINVAL)?.as_raw();
+            let mut rec = KBox::new(
+                Recorder {
+                    // SAFETY: All-zero is the initial state `mmu_notifier_register()` expects,
+                    // apart from `ops`, set below.
+                    mn: unsafe { core::mem::zeroed() },
+                    base: AtomicUsize::new(0),
+                    next: AtomicUsize::new(0),
+                    digest: AtomicUsize::new(0),
+                    slots: [const { [const { AtomicUsize::new(0) }; 3] }; MAX_INVALS],
+                },
+                GFP_KERNEL,
+            )?;
+            rec.mn.ops = &RECORDER_OPS;
+            // SAFETY: `rec` is boxed, so `mn` stays in place until `finish()` unregisters it;
+            // `mm` is the current task's live mm.
+            kernel::error::to_result(unsafe { bindings::mmu_notifier_register(&mut rec.mn, mm) })?;
+            Ok(Recording { rec, mm })
+        }
+
+        /// Records the following invalidations relative to `base`.
+        fn set_base(&self, base: usize) {
+            self.rec.base.store(base, Ordering::Relaxed);
+        }
+
+        /// Unregisters the notifier and stores what it recorded in `run`.
+        fn finish(mut self, run: &mut Run) -> Result {
+            // SAFETY: Registered on `mm` in `start()`; after this no callback runs any more.
+            unsafe { bindings::mmu_notifier_unregister(&mut self.rec.mn, self.mm) };
+            let total = self.rec.next.load(Ordering::Relaxed);
+            run.inval_total = total;
+            run.inval_digest = self.rec.digest.load(Ordering::Relaxed) as u64;
+            let n = total.min(MAX_INVALS);
+            let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
+            for slot in &self.rec.slots[..n] {
+                let start = slot[1].load(Ordering::Relaxed);
+                let end = slot[2].load(Ordering::Relaxed);
+                let inval = if slot[0].load(Ordering::Relaxed) == 0 {
+                    Inval::Start { start, end }
+                } else {
+                    Inval::End { start, end }
+                };
+                out.push(inval, GFP_KERNEL)?;
+            }
+            run.invals = out;
+            Ok(())
+        }
+    }
 
     fn pte_entry(pte: Pte) -> Entry {
         if pte.none() {
@@ -73,47 +292,53 @@ mod tests {
         Ok(())
     }
 
-    /// Records how each page of `[addr, end)` of the current mm is mapped.
+    /// Records how each page of `[addr, end)` of the current mm is mapped; the range may span
+    /// several VMAs but no holes.
     fn snapshot(addr: usize, end: usize) -> Result<KVec<Entry>> {
         let current = kernel::current!();
         let mm = current.mm().ok_or(EINVAL)?;
         let lock = mm.mmap_read_lock();
-        let vma = lock.vma_lookup(addr).ok_or(EINVAL)?;
         let mut out = KVec::new();
-        for pgd in pgtable::pgd_range(vma, addr, end).ok_or(EINVAL)? {
-            let Some(p4ds) = pgd.p4ds() else {
-                push_n(&mut out, Entry::None, pgd.addr(), pgd.end())?;
-                continue;
-            };
-            for p4d in p4ds {
-                let Some(puds) = p4d.puds() else {
-                    push_n(&mut out, Entry::None, p4d.addr(), p4d.end())?;
+        let mut at = addr;
+        while at < end {
+            let vma = lock.vma_lookup(at).ok_or(EINVAL)?;
+            let stop = end.min(vma.end());
+            for pgd in pgtable::pgd_range(vma, at, stop).ok_or(EINVAL)? {
+                let Some(p4ds) = pgd.p4ds() else {
+                    push_n(&mut out, Entry::None, pgd.addr(), pgd.end())?;
                     continue;
                 };
-                for pud in puds {
-                    let val = pud.get();
-                    let Some(pmds) = pud.pmds(val) else {
-                        let e = if val.none() { Entry::None } else { Entry::Pud };
-                        push_n(&mut out, e, pud.addr(), pud.end())?;
+                for p4d in p4ds {
+                    let Some(puds) = p4d.puds() else {
+                        push_n(&mut out, Entry::None, p4d.addr(), p4d.end())?;
                         continue;
                     };
-                    for pmd in pmds {
-                        let val = pmd.get();
-                        if val.none() {
-                            push_n(&mut out, Entry::None, pmd.addr(), pmd.end())?;
-                        } else if val.is_huge() {
-                            let e = Entry::Pmd { write: val.write() };
-                            push_n(&mut out, e, pmd.addr(), pmd.end())?;
-                        } else if let Some(ptes) = pmd.map_lock() {
-                            for i in 0..ptes.len() {
-                                out.push(pte_entry(ptes.get(i)), GFP_KERNEL)?;
+                    for pud in puds {
+                        let val = pud.get();
+                        let Some(pmds) = pud.pmds(val) else {
+                            let e = if val.none() { Entry::None } else { Entry::Pud };
+                            push_n(&mut out, e, pud.addr(), pud.end())?;
+                            continue;
+                        };
+                        for pmd in pmds {
+                            let val = pmd.get();
+                            if val.none() {
+                                push_n(&mut out, Entry::None, pmd.addr(), pmd.end())?;
+                            } else if val.is_huge() {
+                                let e = Entry::Pmd { write: val.write() };
+                                push_n(&mut out, e, pmd.addr(), pmd.end())?;
+                            } else if let Some(ptes) = pmd.map_lock() {
+                                for i in 0..ptes.len() {
+                                    out.push(pte_entry(ptes.get(i)), GFP_KERNEL)?;
+                                }
+                            } else {
+                                push_n(&mut out, Entry::None, pmd.addr(), pmd.end())?;
                             }
-                        } else {
-                            push_n(&mut out, Entry::None, pmd.addr(), pmd.end())?;
                         }
                     }
                 }
             }
+            at = stop;
         }
         Ok(out)
     }
@@ -123,10 +348,12 @@ mod tests {
         kernel::error::to_result(unsafe { bindings::mprotect_walker_select(walker.as_char_ptr()) })
     }
 
-    fn mmap(len: usize) -> Result<usize> {
+    /// Maps anonymous memory in the current (KUnit-owned) mm; unmapped by [`unmap`] or when the
+    /// test ends.
+    fn mmap(len: usize, flags: u32) -> Result<usize> {
         // SAFETY: Called from a KUnit test case, so the current test is valid.
         let test = unsafe { bindings::kunit_get_current_test() };
-        // SAFETY: `test` is the running test; the mapping lives as long as the test.
+        // SAFETY: `test` is the running test; the mapping lives at most as long as the test.
         let addr = unsafe {
             bindings::kunit_vm_mmap(
                 test,
@@ -134,7 +361,7 @@ mod tests {
                 0,
                 len,
                 (PROT_READ | PROT_WRITE) as usize,
-                (MAP_ANONYMOUS | MAP_PRIVATE) as usize,
+                (MAP_ANONYMOUS | MAP_PRIVATE | flags) as usize,
                 0,
             )
         };
@@ -144,15 +371,35 @@ mod tests {
         Ok(addr)
     }
 
+    fn unmap(addr: usize, len: usize) -> Result {
+        // SAFETY: Unmaps part of the current mm, under its own locking.
+        kernel::error::to_result(unsafe { bindings::vm_munmap(addr, len) })
+    }
+
+    fn madvise(addr: usize, len: usize, advice: u32) -> Result {
+        let current = kernel::current!();
+        let mm = current.mm().ok_or(EINVAL)?.as_raw();
+        // SAFETY: `mm` is the current task's mm.
+        kernel::error::to_result(unsafe { bindings::do_madvise(mm, addr, len, advice as c_int) })
+    }
+
     fn touch(addr: usize, byte: u8) -> Result {
         UserSlice::new(UserPtr::from_addr(addr), 1)
             .writer()
             .write_slice(&[byte])
     }
 
-    fn mprotect(addr: usize, len: usize, prot: u32) -> Result {
+    fn peek(addr: usize) -> Result<u8> {
+        let mut b = [0u8];
+        UserSlice::new(UserPtr::from_addr(addr), 1)
+            .reader()
+            .read_slice(&mut b)?;
+        Ok(b[0])
+    }
+
+    fn mprotect(addr: usize, len: usize, prot: u32) -> c_long {
         // SAFETY: Operates on the current mm, under its own locking.
-        kernel::error::to_result(unsafe { bindings::mprotect_for_kunit(addr, len, prot as usize) })
+        (unsafe { bindings::mprotect_for_kunit(addr, len, prot as usize) }) as c_long
     }
 
     fn change(addr: usize, end: usize, cp_flags: c_ulong) -> c_long {
@@ -165,57 +412,71 @@ mod tests {
     }
 
     /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
-    /// runs recorded the same entries and counts.
+    /// runs recorded the same entries, counts and invalidations. Returns the Rust walker's run.
     ///
     /// The scenario checks its own expectations with the test's `assert!`s; this function is
     /// outside the test functions, so it reports a difference as an error instead.
-    fn under_each_walker(scenario: impl Fn(&mut Trace, &mut KVec<c_long>) -> Result) -> Result {
-        let mut runs: KVec<(Trace, KVec<c_long>)> = KVec::new();
+    fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Result) -> Result<Run> {
+        let mut runs: KVec<Run> = KVec::new();
         for walker in WALKERS {
             select(walker)?;
-            let mut trace = KVec::new();
-            let mut counts = KVec::new();
-            let ret = scenario(&mut trace, &mut counts);
-            runs.push((trace, counts), GFP_KERNEL)?;
-            if ret.is_err() {
+            let recording = Recording::start()?;
+            let mut run = Run::default();
+            let ret = scenario(&mut run, &recording);
+            recording.finish(&mut run)?;
+            runs.push(run, GFP_KERNEL)?;
+            if let Err(e) = ret {
                 // Leave the default walker selected.
                 select(c"rust")?;
-                return ret;
+                return Err(e);
             }
         }
         select(c"rust")?;
 
-        let (c_trace, c_counts) = &runs[0];
-        let (rust_trace, rust_counts) = &runs[1];
-        if c_counts[..] != rust_counts[..] {
+        let rust = runs.pop().ok_or(EINVAL)?;
+        let c = runs.pop().ok_or(EINVAL)?;
+        if c.counts[..] != rust.counts[..] {
             pr_err!(
                 "counts differ: C {:?}, Rust {:?}\n",
-                &c_counts[..],
-                &rust_counts[..]
+                &c.counts[..],
+                &rust.counts[..]
             );
             return Err(EINVAL);
         }
-        if c_trace.len() != rust_trace.len() {
+        if c.inval_total != rust.inval_total
+            || c.inval_digest != rust.inval_digest
+            || c.invals[..] != rust.invals[..]
+        {
+            pr_err!(
+                "invalidations differ: C {} {:?}, Rust {} {:?}\n",
+                c.inval_total,
+                &c.invals[..],
+                rust.inval_total,
+                &rust.invals[..]
+            );
+            return Err(EINVAL);
+        }
+        if c.trace.len() != rust.trace.len() {
             pr_err!(
                 "steps differ: C {}, Rust {}\n",
-                c_trace.len(),
-                rust_trace.len()
+                c.trace.len(),
+                rust.trace.len()
             );
             return Err(EINVAL);
         }
-        for (step, (c, r)) in c_trace.iter().zip(rust_trace.iter()).enumerate() {
-            if c.len() != r.len() {
-                pr_err!("step {step}: C saw {} pages, Rust {}\n", c.len(), r.len());
+        for (step, (ct, rt)) in c.trace.iter().zip(rust.trace.iter()).enumerate() {
+            if ct.len() != rt.len() {
+                pr_err!("step {step}: C saw {} pages, Rust {}\n", ct.len(), rt.len());
                 return Err(EINVAL);
             }
-            for (page, (ce, re)) in c.iter().zip(r.iter()).enumerate() {
+            for (page, (ce, re)) in ct.iter().zip(rt.iter()).enumerate() {
                 if ce != re {
                     pr_err!("step {step}, page {page}: C {ce:?}, Rust {re:?}\n");
                     return Err(EINVAL);
                 }
             }
         }
-        Ok(())
+        Ok(rust)
     }
 
     /// 4K anonymous pages, every third one faulted in: read-only, read-write (the write upgrade
@@ -223,25 +484,27 @@ mod tests {
     #[test]
     fn anon_4k_sparse() -> Result {
         const NR: usize = 96;
-        under_each_walker(|trace, counts| {
+        let rust = under_each_walker(|run, rec| {
             let len = NR * PAGE_SIZE;
-            let addr = mmap(len)?;
+            let addr = mmap(len, 0)?;
+            rec.set_base(addr);
+            madvise(addr, len, MADV_NOHUGEPAGE)?;
             for i in (0..NR).step_by(3) {
                 touch(addr + i * PAGE_SIZE, i as u8)?;
             }
             let faulted = NR.div_ceil(3);
 
-            mprotect(addr, len, PROT_READ)?;
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
             let ro = snapshot(addr, addr + len)?;
             assert_eq!(
                 count_entry(&ro, |e| matches!(e, Entry::Pte { write: false, .. })),
                 faulted
             );
             assert_eq!(count_entry(&ro, |e| *e == Entry::None), NR - faulted);
-            counts.push(change(addr, addr + len, 0), GFP_KERNEL)?;
-            assert_eq!(counts[0], faulted as c_long);
+            run.count(change(addr, addr + len, 0))?;
+            assert_eq!(run.counts[0], faulted as c_long);
 
-            mprotect(addr, len, PROT_READ | PROT_WRITE)?;
+            assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
             let rw = snapshot(addr, addr + len)?;
             let writable = |e: &Entry| {
                 matches!(
@@ -255,55 +518,282 @@ mod tests {
             };
             assert_eq!(count_entry(&rw, writable), faulted);
 
-            mprotect(addr, len, PROT_NONE)?;
+            assert_eq!(mprotect(addr, len, PROT_NONE), 0);
             let none = snapshot(addr, addr + len)?;
             let protnone = |e: &Entry| matches!(e, Entry::Pte { protnone: true, .. });
             assert_eq!(count_entry(&none, protnone), faulted);
-            counts.push(change(addr, addr + len, 0), GFP_KERNEL)?;
+            run.count(change(addr, addr + len, 0))?;
 
-            trace.push(ro, GFP_KERNEL)?;
-            trace.push(rw, GFP_KERNEL)?;
-            trace.push(none, GFP_KERNEL)?;
+            run.record(ro)?;
+            run.record(rw)?;
+            run.record(none)?;
             Ok(())
-        })
+        })?;
+        // Three mprotect() calls and two direct changes: one start and one end each.
+        assert_eq!(rust.inval_total, 2 * 5);
+        Ok(())
     }
 
     /// A PMD-mapped THP: fully covered (change_huge_pmd()), then a one-page change that makes
-    /// the walker split it and continue at the PTE level.
+    /// the walker split it and continue at the PTE level, then the whole PTE-mapped large folio
+    /// again (batched).
     #[test]
-    fn thp_pmd_full_and_split() -> Result {
-        under_each_walker(|trace, counts| {
+    fn thp_pmd_full_split_batch() -> Result {
+        under_each_walker(|run, rec| {
             let len = 2 * PMD_SIZE;
-            let map = mmap(len)?;
+            let map = mmap(len, 0)?;
+            rec.set_base(map);
+            madvise(map, len, MADV_HUGEPAGE)?;
             let addr = (map + PMD_SIZE - 1) & !(PMD_SIZE - 1);
             let end = addr + PMD_SIZE;
             touch(addr, 1)?;
+            // Keep khugepaged from collapsing the folio again once it is split.
+            madvise(map, len, MADV_NOHUGEPAGE)?;
             let before = snapshot(addr, end)?;
             // The scenario needs a THP; without one it tests nothing.
             assert!(matches!(before[0], Entry::Pmd { write: true }));
 
-            mprotect(map, len, PROT_READ)?;
+            assert_eq!(mprotect(map, len, PROT_READ), 0);
             let ro = snapshot(addr, end)?;
             assert!(ro.iter().all(|e| *e == Entry::Pmd { write: false }));
-            counts.push(change(addr, end, 0), GFP_KERNEL)?;
-            assert_eq!(counts[0], (PMD_SIZE / PAGE_SIZE) as c_long);
+            run.count(change(addr, end, 0))?;
+            assert_eq!(run.counts[0], (PMD_SIZE / PAGE_SIZE) as c_long);
 
             // One page in the middle: the walker splits the PMD, then changes one PTE.
-            counts.push(
-                change(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, 0),
-                GFP_KERNEL,
-            )?;
-            assert_eq!(counts[1], 1);
+            run.count(change(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, 0))?;
+            assert_eq!(run.counts[1], 1);
             let split = snapshot(addr, end)?;
             assert!(split
                 .iter()
                 .all(|e| matches!(e, Entry::Pte { write: false, .. })));
 
-            trace.push(before, GFP_KERNEL)?;
-            trace.push(ro, GFP_KERNEL)?;
-            trace.push(split, GFP_KERNEL)?;
+            // The PTE-mapped large folio: read-write with the write upgrade, in batches.
+            assert_eq!(mprotect(map, len, PROT_READ | PROT_WRITE), 0);
+            let rw = snapshot(addr, end)?;
+            assert!(rw
+                .iter()
+                .all(|e| matches!(e, Entry::Pte { write: true, .. })));
+            run.count(change(addr, end, TRY_CHANGE_WRITABLE))?;
+            assert_eq!(run.counts[2], (PMD_SIZE / PAGE_SIZE) as c_long);
+            assert_eq!(peek(addr)?, 1);
+
+            run.record(before)?;
+            run.record(ro)?;
+            run.record(split)?;
+            run.record(rw)?;
             Ok(())
-        })
+        })?;
+        Ok(())
+    }
+
+    /// The notifier lives in the PUD loop: no invalidation where no PUD is populated, one per
+    /// call (never one per PMD), from the first populated PUD to the end of the range within
+    /// its P4D.
+    #[test]
+    fn sparse_notifier_ranges() -> Result {
+        let rust = under_each_walker(|run, rec| {
+            let len = 4 * PUD_SIZE;
+            let addr = mmap(len, MAP_NORESERVE)?;
+            let end = addr + len;
+            rec.set_base(addr);
+            madvise(addr, len, MADV_NOHUGEPAGE)?;
+
+            // Nothing populated: no invalidation at all.
+            run.count(change(addr, end, 0))?;
+            assert_eq!(run.counts[0], 0);
+
+            // Two pages in different PMDs of the third GiB, one in the fourth.
+            let first = addr + 2 * PUD_SIZE + PUD_SIZE / 2;
+            touch(first, 1)?;
+            touch(first + 3 * PMD_SIZE, 2)?;
+            touch(addr + 3 * PUD_SIZE + PUD_SIZE / 3, 3)?;
+            run.count(change(addr, end, 0))?;
+            assert_eq!(run.counts[1], 3);
+            run.mark(addr)?;
+            run.mark(first)?;
+            run.mark(end)?;
+            Ok(())
+        })?;
+        let (addr, first, end) = (rust.marks[0], rust.marks[1], rust.marks[2]);
+        // The walker starts at the PUD of the first populated page and ends where the P4D of
+        // that PUD ends, or at the end of the range.
+        let start = first & !(PUD_SIZE - 1);
+        let p4d_end = (start | ((1 << P4D_SHIFT) - 1)).wrapping_add(1);
+        let stop = if p4d_end > start && p4d_end < end {
+            p4d_end
+        } else {
+            end
+        };
+        assert_eq!(rust.inval_total, 2);
+        assert_eq!(
+            rust.invals[0],
+            Inval::Start {
+                start: start - addr,
+                end: stop - addr
+            }
+        );
+        assert_eq!(
+            rust.invals[1],
+            Inval::End {
+                start: start - addr,
+                end: stop - addr
+            }
+        );
+        Ok(())
+    }
+
+    /// A small xorshift generator, so a failing case can be replayed from its seed.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            let mut x = self.0;
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            self.0 = x;
+            x
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// The number of random cases and the seed: `mprotect_rs.random_cases=` and
+    /// `mprotect_rs.seed=` on the kernel command line, else 2000 and a fixed seed.
+    fn random_params() -> (usize, u64) {
+        let mut cases = 2000;
+        let mut seed = 0x6d70_726f_7465_6374;
+        // SAFETY: `saved_command_line` is set up before initcalls and never freed.
+        let cmdline = unsafe { CStr::from_char_ptr(bindings::saved_command_line) };
+        for word in cmdline.to_bytes().split(|b| *b == b' ') {
+            let parse = |prefix: &[u8]| -> Option<u64> {
+                let digits = word.strip_prefix(prefix)?;
+                let s = core::str::from_utf8(digits).ok()?;
+                s.parse::<u64>().ok()
+            };
+            if let Some(v) = parse(b"mprotect_rs.random_cases=") {
+                cases = v as usize;
+            }
+            if let Some(v) = parse(b"mprotect_rs.seed=") {
+                seed = v.max(1);
+            }
+        }
+        (cases, seed)
+    }
+
+    /// The end of the VMA holding `addr` in the current mm.
+    fn vma_end(addr: usize) -> Result<usize> {
+        let current = kernel::current!();
+        let mm = current.mm().ok_or(EINVAL)?;
+        let lock = mm.mmap_read_lock();
+        Ok(lock.vma_lookup(addr).ok_or(EINVAL)?.end())
+    }
+
+    /// One random case: a layout of holes, 4K pages and PMD THPs, then one to four steps, each
+    /// an `mprotect()`, a `change_protection()` with random flags, or a write; after each step
+    /// the result and a digest of the page tables go into `run`.
+    fn random_case(run: &mut Run, rec: &Recording, seed: u64) -> Result {
+        const CHUNKS: usize = 4;
+        const PAGES: usize = CHUNKS * PMD_SIZE / PAGE_SIZE;
+        let mut rng = Rng(seed);
+        let len = (CHUNKS + 1) * PMD_SIZE;
+        let map = mmap(len, 0)?;
+        let addr = (map + PMD_SIZE - 1) & !(PMD_SIZE - 1);
+        let end = addr + CHUNKS * PMD_SIZE;
+        rec.set_base(addr);
+        // The protection of each page, so that the case only writes where it may.
+        let mut prot = KVec::from_elem(PROT_READ | PROT_WRITE, PAGES, GFP_KERNEL)?;
+
+        for chunk in 0..CHUNKS {
+            let base = addr + chunk * PMD_SIZE;
+            match rng.below(4) {
+                0 => {}
+                1 | 2 => {
+                    madvise(base, PMD_SIZE, MADV_NOHUGEPAGE)?;
+                    for _ in 0..1 + rng.below(64) {
+                        touch(base + rng.below(PMD_SIZE / PAGE_SIZE) * PAGE_SIZE, 1)?;
+                    }
+                }
+                _ => {
+                    madvise(base, PMD_SIZE, MADV_HUGEPAGE)?;
+                    touch(base, 2)?;
+                }
+            }
+        }
+        // No THP from here on, and no khugepaged collapse behind the test's back.
+        madvise(addr, end - addr, MADV_NOHUGEPAGE)?;
+
+        for _ in 0..1 + rng.below(4) {
+            let first = rng.below(PAGES);
+            let last = first + 1 + rng.below(PAGES - first);
+            let from = addr + first * PAGE_SIZE;
+            let to = addr + last * PAGE_SIZE;
+            match rng.below(3) {
+                0 => {
+                    let p = [PROT_READ, PROT_READ | PROT_WRITE, PROT_NONE][rng.below(3)];
+                    run.count(mprotect(from, to - from, p))?;
+                    prot[first..last].fill(p);
+                }
+                1 => {
+                    // change_protection() works within one VMA.
+                    let to = to.min(vma_end(from)?);
+                    let p = prot[first];
+                    // As the kernel's callers do: the write upgrade only on writable VMAs,
+                    // NUMA hinting only on accessible ones and never with the upgrade.
+                    let flags = match rng.below(3) {
+                        0 if p & PROT_WRITE != 0 => TRY_CHANGE_WRITABLE,
+                        1 if p != PROT_NONE => PROT_NUMA,
+                        _ => 0,
+                    };
+                    run.count(change(from, to, flags))?;
+                }
+                _ => {
+                    let page = rng.below(PAGES);
+                    if prot[page] & PROT_WRITE != 0 {
+                        touch(addr + page * PAGE_SIZE, 3)?;
+                    }
+                }
+            }
+            run.count(digest(&snapshot(addr, end)?))?;
+        }
+        unmap(map, len)
+    }
+
+    /// Random layouts and random sequences of `mprotect()` and `change_protection()` calls
+    /// with random flags, each replayed under both walkers from the same seed: page tables,
+    /// results and invalidations must agree case by case.
+    #[test]
+    fn random_differential() -> Result {
+        let (cases, seed) = random_params();
+        kernel::kunit::info(fmt!(
+            "    # random_differential: {cases} cases, seed {seed}\n"
+        ));
+        // Both walkers run every case, so a difference shows up in the digests; replaying one
+        // case at a time then says which.
+        let all = under_each_walker(|run, rec| {
+            for case in 0..cases as u64 {
+                random_case(
+                    run,
+                    rec,
+                    seed.wrapping_add(case).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1,
+                )?;
+            }
+            Ok(())
+        });
+        if all.is_ok() {
+            return Ok(());
+        }
+        for case in 0..cases as u64 {
+            let case_seed = seed.wrapping_add(case).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            if under_each_walker(|run, rec| random_case(run, rec, case_seed)).is_err() {
+                pr_err!("random_differential: case {case} of seed {seed} differs\n");
+                break;
+            }
+        }
+        assert!(all.is_ok());
+        Ok(())
     }
 
     /// The knob: a bad name is refused and leaves the choice as it was.

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make mutation: inject known faults into the Rust walker, one at a time,
+# and check that the test gate (KUnit + the guest checks) fails for each.
+# The overlay file is restored after every mutation, and the tree and build
+# are brought back to the unmutated state at the end.  Not part of CI.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+root=$(mprs_root)
+out="$root/out/mutation"
+mkdir -p "$out"
+walker="$root/mm/mprotect_rs.rs"
+saved=$(mktemp)
+cp "$walker" "$saved"
+restore() { cp "$saved" "$walker"; }
+trap 'restore; rm -f "$saved"' EXIT
+
+# name|python expression that turns the walker source `s` into the mutant.
+mutations=(
+"notifier started per PMD instead of per PUD|s.replace('''                range.as_mut().start(''', '''                let _ = (&mut range,''', 1).replace('''                if pmd.get().none() {
+                    break;
+                }
+''', '''                if pmd.get().none() {
+                    break;
+                }
+                let mut range = core::pin::pin!(InvalidateRange::new());
+                range.as_mut().start(
+                    self.vma,
+                    bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA,
+                    pmd.addr(),
+                    pmd.end(),
+                );
+''', 1)"
+"notifier end skipped on the populate error path|s.replace('''                    pages = ret;
+                    break 'puds;''', '''                    pages = ret;
+                    // SAFETY: Mutant: overwrites the started range without ending it.
+                    unsafe { core::ptr::write(range.as_mut().get_unchecked_mut(), InvalidateRange::new()) };
+                    break 'puds;''', 1)"
+"partial PUD not split|s.replace('''if pud.end() - pud.addr() != PUD_SIZE || self.split {''', '''if self.split {''', 1)"
+"write upgrade ignoring PageAnonExclusive|s.replace('''let exclusive = first.nth_anon_exclusive(off);''', '''let exclusive = first.nth_anon_exclusive(off) || true;''', 1)"
+"page count off by one|s.replace('''*pages += nr as c_long;''', '''*pages += nr as c_long + 1;''', 1)"
+)
+
+caught=0
+i=0
+for m in "${mutations[@]}"; do
+	i=$((i + 1))
+	name=${m%%|*}
+	expr=${m#*|}
+	restore
+	python3 - "$walker" "$expr" <<'PY' || { echo "mutation $i ($name): does not apply"; continue; }
+import sys
+p, expr = sys.argv[1], sys.argv[2]
+s = open(p).read()
+t = eval(expr)
+if t == s:
+    sys.exit(1)
+open(p, "w").write(t)
+PY
+	log="$out/$i.log"
+	echo "==> mutation $i: $name"
+	if "$here/prepare-tree.sh" >"$log" 2>&1 && "$here/kunit.sh" >>"$log" 2>&1 &&
+			"$here/guest.sh" >>"$log" 2>&1; then
+		echo "    NOT CAUGHT: the tests passed with this fault (log: out/mutation/$i.log)"
+	elif grep -q "kernel build failed\|printed .* warning line" "$log"; then
+		echo "    NOT CAUGHT: the mutant did not build (log: out/mutation/$i.log)"
+	else
+		echo "    caught: $(grep -E '^(check-results: .*(FAIL|ERROR|MISSING)|.*not ok)' "$log" | head -n 3 | tr '\n' ' ')"
+		caught=$((caught + 1))
+	fi
+done
+restore
+echo "==> restoring the unmutated tree"
+"$here/prepare-tree.sh" >/dev/null && "$here/kunit.sh" >"$out/restore.log" 2>&1 ||
+	echo "mutation: WARNING: the restored tree did not pass (out/mutation/restore.log)"
+echo "mutation: $caught of ${#mutations[@]} injected faults caught"
+[ "$caught" -eq "${#mutations[@]}" ]
