@@ -11,6 +11,8 @@
 #                 to series/
 #   make mutation inject faults into the Rust walker, one at a time, and
 #                 check that the tests catch each (not part of make test)
+#   make bench    Rust walker against C walker in the same boot, written
+#                 to results/ (not part of make test)
 #
 # Variables: KERNEL_SRC=/path/to/git/tree (apply to your own tree),
 # KERNEL_BASE=<commit> (its base, default its HEAD), MPRS_CACHE (cache
@@ -19,7 +21,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all run test setup prepare guest series checkpatch rustfmtcheck mutation clean
+.PHONY: all run test setup prepare guest series checkpatch rustfmtcheck mutation bench clean
 
 all: run
 
@@ -51,6 +53,11 @@ test: run guest checkpatch rustfmtcheck
 # and checks that the tests catch each.
 mutation: setup
 	@$(S)/mutation.sh
+
+# Not part of `make test`: the Rust walker against the C walker in one boot
+# (guest instructions and wall-clock), written to results/.
+bench: run
+	@$(S)/bench.sh
 
 clean:
 	rm -rf out series

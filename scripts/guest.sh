@@ -13,54 +13,24 @@ root=$(mprs_root)
 tree=$(mprs_tree)
 build=$(mprs_build)
 out="$root/out"
-work="$out/guest"
 timeout_s=${GUEST_TIMEOUT:-300}
 
 die() { echo "guest: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
 
 kernel="$build/arch/x86/boot/bzImage"
-gen_init_cpio="$build/usr/gen_init_cpio"
 [ -f "$kernel" ] || die "no kernel at $kernel: run scripts/kunit.sh first"
-[ -x "$gen_init_cpio" ] || die "no $gen_init_cpio (CONFIG_BLK_DEV_INITRD=y is needed)"
-busybox=/bin/busybox
-[ -x "$busybox" ] || die "no $busybox (Debian package busybox-static)"
-
-mkdir -p "$work"
-step "build the guest programs (gcc -static)"
-for prog in mprotect_user dax_user; do
-	gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$work/$prog" \
-		"$root/tests/guest/$prog.c"
-done
-
-cat >"$work/initramfs.list" <<LIST
-dir /dev 0755 0 0
-nod /dev/console 0600 0 0 c 5 1
-nod /dev/null 0666 0 0 c 1 3
-dir /bin 0755 0 0
-dir /proc 0755 0 0
-dir /sys 0755 0 0
-file /bin/busybox $busybox 0755 0 0
-slink /bin/sh busybox 0777 0 0
-file /init $root/tests/guest/init 0755 0 0
-file /mprotect_user $work/mprotect_user 0755 0 0
-file /dax_user $work/dax_user 0755 0 0
-LIST
-"$gen_init_cpio" "$work/initramfs.list" >"$work/initramfs.cpio"
-
-# 1 GiB of the guest's RAM, at 4 GiB (the RAM above the PCI hole of a 4 GiB
-# pc machine), becomes soft-reserved memory, which dax_hmem turns into a
-# device-DAX device.
-dax_memmap="memmap=1G%4G+0xefffffff"
+step "build the guest programs (gcc -static) and the initramfs"
+initramfs=$("$here/initramfs.sh")
 
 accel=$("$here/kvm-probe.sh" "$kernel")
-mapfile -t args < <(grep -v '^#' "$root/tests/qemu/args" | sed '/^$/d')
+mapfile -t args < <(mprs_qemu_args)
 step "boot under QEMU ($accel) and run the user-space checks under each walker"
 set +e
 PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
 	qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio \
-	-monitor none "${args[@]}" -kernel "$kernel" -initrd "$work/initramfs.cpio" \
-	-append "console=ttyS0 rdinit=/init quiet kunit.enable=0 panic=-1 $dax_memmap" \
+	-monitor none "${args[@]}" -kernel "$kernel" -initrd "$initramfs" \
+	-append "$MPRS_GUEST_CMDLINE" \
 	</dev/null >"$out/guest.log" 2>&1
 qrc=$?
 set -e

@@ -28,3 +28,10 @@ MPRS_LLVM=-22
 export PATH="$HOME/.cargo/bin:$PATH"
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-22/lib}
 export RUST_LIB_SRC=${RUST_LIB_SRC:-$(mprs_rust_lib_src)}
+
+# The initramfs guests (scripts/guest.sh, scripts/bench.sh): the QEMU machine
+# of tests/qemu/args and the kernel command line.  memmap= turns the 1 GiB of
+# RAM at 4 GiB (above the PCI hole of a 4 GiB pc machine) into soft-reserved
+# memory, which dax_hmem makes a device-DAX device.
+MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init quiet kunit.enable=0 panic=-1 memmap=1G%4G+0xefffffff"
+mprs_qemu_args() { grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d'; }

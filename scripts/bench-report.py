@@ -1,0 +1,130 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+#
+# bench-report.py RESULTS_DIR WALL_MODE
+#
+# Reads RESULTS_DIR/bench-icount.txt and RESULTS_DIR/bench-WALL_MODE.txt
+# ("B <workload> <c|rust|floor> <ns>" lines from tests/guest/bench_user.c)
+# and writes RESULTS_DIR/bench.md (a table per figure) and bench.png.
+#
+# Per workload and figure: the median of the C and of the Rust runs, their
+# ratio, the spread of the per-round Rust/C ratios (min-max over rounds;
+# each round runs both walkers back to back on the same memory), the floor's
+# median where there is one, and each walker against the floor.
+import os
+import statistics
+import sys
+
+FIGURES = {
+    "icount": "guest instructions (-icount shift=0: exact, repeatable)",
+    "tcg": "wall-clock ns under multi-threaded TCG (emulated, not real time)",
+    "kvm": "wall-clock ns under KVM (real time)",
+}
+
+
+def parse(path):
+    runs = {}
+    order = []
+    with open(path, errors="replace") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) != 4 or parts[0] != "B":
+                continue
+            _, workload, walker, ns = parts
+            if workload not in runs:
+                runs[workload] = {"c": [], "rust": [], "floor": []}
+                order.append(workload)
+            runs[workload][walker].append(int(ns))
+    return order, runs
+
+
+def rows(order, runs):
+    out = []
+    for w in order:
+        r = runs[w]
+        c, rust, floor = r["c"], r["rust"], r["floor"]
+        if not c or not rust:
+            continue
+        mc, mr = statistics.median(c), statistics.median(rust)
+        pairs = [b / a for a, b in zip(c, rust) if a]
+        mf = statistics.median(floor) if floor else None
+        out.append({
+            "workload": w, "rounds": min(len(c), len(rust)),
+            "c": mc, "rust": mr, "ratio": mr / mc,
+            "lo": min(pairs), "hi": max(pairs),
+            "floor": mf,
+            "c_floor": mc / mf if mf else None,
+            "rust_floor": mr / mf if mf else None,
+        })
+    return out
+
+
+def fmt(x):
+    return "-" if x is None else f"{x:,.0f}"
+
+
+def table(title, data):
+    lines = [f"### {title}", "",
+             "| workload | rounds | C | Rust | Rust/C | Rust/C per round (min-max) | floor | C/floor | Rust/floor |",
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    for d in data:
+        cf = "-" if d["c_floor"] is None else f"{d['c_floor']:.2f}"
+        rf = "-" if d["rust_floor"] is None else f"{d['rust_floor']:.2f}"
+        lines.append(
+            f"| {d['workload']} | {d['rounds']} | {fmt(d['c'])} | {fmt(d['rust'])} | "
+            f"**{d['ratio']:.3f}** | {d['lo']:.3f}-{d['hi']:.3f} | {fmt(d['floor'])} | {cf} | {rf} |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(path, figures):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [d["workload"] for d in figures[0][1]]
+    fig, ax = plt.subplots(figsize=(9, 0.6 * len(names) + 1.8))
+    height = 0.8 / len(figures)
+    for i, (label, data) in enumerate(figures):
+        by = {d["workload"]: d for d in data}
+        ys = [j + i * height for j in range(len(names))]
+        vals = [by[n]["ratio"] if n in by else 0 for n in names]
+        errs = [[by[n]["ratio"] - by[n]["lo"] if n in by else 0 for n in names],
+                [by[n]["hi"] - by[n]["ratio"] if n in by else 0 for n in names]]
+        ax.barh(ys, vals, height, xerr=errs, label=label, capsize=2)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_yticks([j + height * (len(figures) - 1) / 2 for j in range(len(names))])
+    ax.set_yticklabels(names)
+    ax.invert_yaxis()
+    ax.set_xlabel("Rust walker / C walker (median; bars: min-max per round)")
+    ax.set_title("mprotect page-table walk: Rust vs C, same boot")
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    results, wall = sys.argv[1], sys.argv[2]
+    figures = []
+    for mode in ("icount", wall):
+        order, runs = parse(os.path.join(results, f"bench-{mode}.txt"))
+        figures.append((FIGURES[mode], rows(order, runs)))
+    with open(os.path.join(results, "host.txt")) as f:
+        host = f.read().strip().replace("\n", "; ")
+    md = ["# mprotect-rs benchmarks", "",
+          "Rust walker against C walker, alternating in the same boot (`make bench`).",
+          f"Host: {host}. Kernel config: `kernel.config`; QEMU command lines: "
+          "`qemu-*.txt`; raw output: `bench-*.txt`.", ""]
+    for title, data in figures:
+        md.append(table(title, data))
+    with open(os.path.join(results, "bench.md"), "w") as f:
+        f.write("\n".join(md))
+    chart(os.path.join(results, "bench.png"), figures)
+    print("\n".join(md))
+    worst = max(d["ratio"] for d in figures[0][1])
+    print(f"bench: worst Rust/C (instructions): {worst:.3f}")
+
+
+if __name__ == "__main__":
+    main()

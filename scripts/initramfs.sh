@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Build the guest's initramfs into out/guest/initramfs.cpio: busybox,
+# tests/guest/init and the static test programs of tests/guest/*.c, packed
+# by the kernel's gen_init_cpio (so no root is needed for device nodes).
+# Used by scripts/guest.sh and scripts/bench.sh.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+root=$(mprs_root)
+build=$(mprs_build)
+work="$root/out/guest"
+
+die() { echo "initramfs: ERROR: $*" >&2; exit 1; }
+
+gen_init_cpio="$build/usr/gen_init_cpio"
+[ -x "$gen_init_cpio" ] || die "no $gen_init_cpio (CONFIG_BLK_DEV_INITRD=y is needed)"
+busybox=/bin/busybox
+[ -x "$busybox" ] || die "no $busybox (Debian package busybox-static)"
+
+mkdir -p "$work"
+{
+	echo "dir /dev 0755 0 0"
+	echo "nod /dev/console 0600 0 0 c 5 1"
+	echo "nod /dev/null 0666 0 0 c 1 3"
+	echo "dir /bin 0755 0 0"
+	echo "dir /proc 0755 0 0"
+	echo "dir /sys 0755 0 0"
+	echo "file /bin/busybox $busybox 0755 0 0"
+	echo "slink /bin/sh busybox 0777 0 0"
+	echo "file /init $root/tests/guest/init 0755 0 0"
+	for src in "$root"/tests/guest/*.c; do
+		prog=$(basename "$src" .c)
+		gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$work/$prog" "$src"
+		echo "file /$prog $work/$prog 0755 0 0"
+	done
+} >"$work/initramfs.list"
+"$gen_init_cpio" "$work/initramfs.list" >"$work/initramfs.cpio"
+echo "$work/initramfs.cpio"

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * mprotect benchmarks, C walker against Rust walker in the same boot.
+ *
+ * Usage: bench_user REPS
+ *
+ * For every workload, REPS rounds; in each round the C and the Rust walker
+ * (selected through /sys/kernel/debug/mprotect_walker, alternating which
+ * goes first) run the same operation on the same memory, timed with
+ * CLOCK_MONOTONIC.  Under QEMU's -icount shift=0,sleep=off a nanosecond of
+ * guest time is one guest instruction.  Prints one line per measurement:
+ *
+ *   B <workload> <c|rust|floor> <ns>
+ *
+ * and "# ..." comments; scripts/bench.sh turns them into the report.
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PAGE 4096UL
+#define PMD (2UL << 20)
+#define PUD (1UL << 30)
+#define MM_CP_PROT_NUMA 2UL
+
+static const char *knob = "/sys/kernel/debug/mprotect_walker";
+static int reps = 11;
+
+static void die(const char *what)
+{
+	printf("# bench: %s failed\n", what);
+	exit(1);
+}
+
+static void put(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY);
+
+	if (fd < 0 || write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		die(path);
+	close(fd);
+}
+
+static uint64_t now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000ULL + ts.tv_nsec;
+}
+
+/* change_protection() or the floor loop through the test-only debugfs files. */
+static long debugfs_range(const char *file, void *start, void *end,
+			  unsigned long flags)
+{
+	char cmd[64], res[32] = "";
+	long ret = -1;
+	int fd = open(file, O_RDWR);
+
+	if (fd < 0)
+		die(file);
+	snprintf(cmd, sizeof(cmd), "%lx %lx %lx", (unsigned long)start,
+		 (unsigned long)end, flags);
+	if (write(fd, cmd, strlen(cmd)) == (ssize_t)strlen(cmd) &&
+	    lseek(fd, 0, SEEK_SET) == 0 && read(fd, res, sizeof(res) - 1) > 0)
+		ret = strtol(res, NULL, 10);
+	close(fd);
+	return ret;
+}
+
+enum op { TOGGLE, NUMA, SMALL, FLOOR };
+
+struct workload {
+	const char *name;
+	char *addr;
+	size_t len;
+	int rw;		/* the protection toggled against PROT_READ, or NONE */
+};
+
+/* One timed operation on @w with the current walker. */
+static uint64_t run_op(struct workload *w, enum op op)
+{
+	uint64_t t0, t1;
+
+	switch (op) {
+	case TOGGLE:
+		t0 = now();
+		if (mprotect(w->addr, w->len, PROT_READ) ||
+		    mprotect(w->addr, w->len, w->rw))
+			die("mprotect");
+		t1 = now();
+		return t1 - t0;
+	case NUMA:
+		if (mprotect(w->addr, w->len, PROT_READ | PROT_WRITE))
+			die("mprotect");
+		t0 = now();
+		if (debugfs_range("/sys/kernel/debug/mprotect_change", w->addr,
+				  w->addr + w->len, MM_CP_PROT_NUMA) < 0)
+			die("mprotect_change");
+		t1 = now();
+		return t1 - t0;
+	case SMALL:
+		t0 = now();
+		for (int i = 0; i < 1000; i++)
+			if (mprotect(w->addr, w->len, PROT_READ) ||
+			    mprotect(w->addr, w->len, PROT_READ | PROT_WRITE))
+				die("mprotect");
+		t1 = now();
+		return t1 - t0;
+	case FLOOR:
+		t0 = now();
+		/* Two passes, as a toggle is two changes. */
+		if (debugfs_range("/sys/kernel/debug/mprotect_floor", w->addr,
+				  w->addr + w->len, 0) < 0 ||
+		    debugfs_range("/sys/kernel/debug/mprotect_floor", w->addr,
+				  w->addr + w->len, 0) < 0)
+			die("mprotect_floor");
+		t1 = now();
+		return t1 - t0;
+	}
+	return 0;
+}
+
+static void bench(struct workload *w, enum op op, int floor)
+{
+	printf("# %s: %zu MiB at %p\n", w->name, w->len >> 20, (void *)w->addr);
+	run_op(w, op);	/* warm up */
+	for (int r = 0; r < reps; r++) {
+		for (int k = 0; k < 2; k++) {
+			const char *walker = (r + k) % 2 ? "rust" : "c";
+
+			put(knob, walker);
+			printf("B %s %s %llu\n", w->name, walker,
+			       (unsigned long long)run_op(w, op));
+		}
+		if (floor)
+			printf("B %s floor %llu\n", w->name,
+			       (unsigned long long)run_op(w, FLOOR));
+	}
+}
+
+static char *anon(size_t len, size_t align, int advice)
+{
+	char *p = mmap(NULL, len + align, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap");
+	p = (char *)(((uintptr_t)p + align - 1) & ~(align - 1));
+	if (advice >= 0 && madvise(p, len, advice))
+		die("madvise");
+	return p;
+}
+
+static void fault_in(char *p, size_t len, size_t step)
+{
+	for (size_t off = 0; off < len; off += step)
+		p[off] = 1;
+}
+
+int main(int argc, char **argv)
+{
+	const size_t gib = PUD;
+	struct workload w;
+	char *p;
+
+	if (argc > 1)
+		reps = atoi(argv[1]);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	/* 1: 1 GiB of 4K anonymous pages. */
+	p = anon(gib, PMD, MADV_NOHUGEPAGE);
+	fault_in(p, gib, PAGE);
+	w = (struct workload){ "anon_4k_1g", p, gib, PROT_READ | PROT_WRITE };
+	bench(&w, TOGGLE, 1);
+	/* 6: NUMA hinting over the same populated memory. */
+	w.name = "numa_hint_1g";
+	bench(&w, NUMA, 0);
+	munmap(p, gib);
+
+	/* 2a: PTE-mapped THPs: THPs, split at the PMD level by a VMA split. */
+	p = anon(gib, PMD, MADV_HUGEPAGE);
+	fault_in(p, gib, PAGE);
+	for (size_t off = 0; off < gib; off += PMD)
+		if (mprotect(p + off, PAGE, PROT_READ) ||
+		    mprotect(p + off, PAGE, PROT_READ | PROT_WRITE))
+			die("split");
+	madvise(p, gib, MADV_NOHUGEPAGE);
+	w = (struct workload){ "pte_mapped_thp_1g", p, gib, PROT_READ | PROT_WRITE };
+	bench(&w, TOGGLE, 1);
+	munmap(p, gib);
+
+	/* 2b: 64K mTHP folios. */
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "always");
+	p = anon(gib, PMD, MADV_NOHUGEPAGE);
+	fault_in(p, gib, PAGE);
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "never");
+	w = (struct workload){ "mthp_64k_1g", p, gib, PROT_READ | PROT_WRITE };
+	bench(&w, TOGGLE, 1);
+	munmap(p, gib);
+
+	/* 3: PMD-mapped THPs. */
+	p = anon(gib, PMD, MADV_HUGEPAGE);
+	fault_in(p, gib, PMD);
+	w = (struct workload){ "pmd_thp_1g", p, gib, PROT_READ | PROT_WRITE };
+	bench(&w, TOGGLE, 0);
+	munmap(p, gib);
+
+	/* 4: 1 GiB device-DAX PUD leaves. */
+	{
+		int fd = open(argc > 2 ? argv[2] : "/dev/dax0.0", O_RDWR);
+
+		p = fd < 0 ? MAP_FAILED : mmap(NULL, gib, PROT_READ | PROT_WRITE,
+					       MAP_SHARED, fd, 0);
+		if (p != MAP_FAILED) {
+			fault_in(p, gib, PAGE);
+			w = (struct workload){ "dax_pud_1g", p, gib,
+					       PROT_READ | PROT_WRITE };
+			bench(&w, TOGGLE, 0);
+			munmap(p, gib);
+		} else {
+			printf("# dax_pud_1g: no 1 GiB device-DAX mapping\n");
+		}
+	}
+
+	/* 5: a 1 TiB reservation with one page per GiB, PROT_NONE <-> RW. */
+	p = anon(1024 * gib, PUD, MADV_NOHUGEPAGE);
+	fault_in(p, 1024 * gib, gib);
+	w = (struct workload){ "sparse_1t_none", p, 1024 * gib, PROT_NONE };
+	bench(&w, TOGGLE, 0);
+	munmap(p, 1024 * gib);
+
+	/* 7: small calls: 4 pages, 1000 toggles per measurement. */
+	p = anon(4 * PAGE, PAGE, MADV_NOHUGEPAGE);
+	fault_in(p, 4 * PAGE, PAGE);
+	w = (struct workload){ "small_4p_x1000", p, 4 * PAGE, PROT_READ | PROT_WRITE };
+	bench(&w, SMALL, 0);
+	printf("# bench: done\n");
+	return 0;
+}
