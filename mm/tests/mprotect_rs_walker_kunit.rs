@@ -416,7 +416,43 @@ mod tests {
     ///
     /// The scenario checks its own expectations with the test's `assert!`s; this function is
     /// outside the test functions, so it reports a difference as an error instead.
+    /// Keeps the test on CPU 0 until dropped.
+    ///
+    /// Both walkers must see the same world: NUMA hinting skips folios already on the node of
+    /// the CPU that walks (`folio_can_map_prot_numa()`), and NUMA hinting faults migrate towards
+    /// it, so a test that moved between the two nodes' CPUs would not be repeatable.
+    struct OnCpu0;
+
+    impl OnCpu0 {
+        fn pin() -> Result<Self> {
+            // SAFETY: All-zero is an empty cpumask.
+            let mut mask: bindings::cpumask = unsafe { core::mem::zeroed() };
+            mask.bits[0] = 1;
+            let current = kernel::current!();
+            // SAFETY: `current` is a live task and `mask` a valid cpumask, which the call copies.
+            kernel::error::to_result(unsafe {
+                bindings::set_cpus_allowed_ptr(current.as_ptr(), &mask)
+            })?;
+            Ok(OnCpu0)
+        }
+    }
+
+    impl Drop for OnCpu0 {
+        fn drop(&mut self) {
+            let current = kernel::current!();
+            // SAFETY: As in `pin()`; `__cpu_possible_mask` is a valid, static cpumask. A failure
+            // leaves the test on CPU 0, which is harmless.
+            let _ = unsafe {
+                bindings::set_cpus_allowed_ptr(
+                    current.as_ptr(),
+                    core::ptr::addr_of!(bindings::__cpu_possible_mask),
+                )
+            };
+        }
+    }
+
     fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Result) -> Result<Run> {
+        let _cpu0 = OnCpu0::pin()?;
         let mut runs: KVec<Run> = KVec::new();
         for walker in WALKERS {
             select(walker)?;
@@ -436,10 +472,18 @@ mod tests {
         let rust = runs.pop().ok_or(EINVAL)?;
         let c = runs.pop().ok_or(EINVAL)?;
         if c.counts[..] != rust.counts[..] {
+            let i = c
+                .counts
+                .iter()
+                .zip(rust.counts.iter())
+                .position(|(a, b)| a != b)
+                .unwrap_or(c.counts.len().min(rust.counts.len()));
             pr_err!(
-                "counts differ: C {:?}, Rust {:?}\n",
-                &c.counts[..],
-                &rust.counts[..]
+                "counts differ at {i} of {}/{}: C {:?}, Rust {:?}\n",
+                c.counts.len(),
+                rust.counts.len(),
+                c.counts.get(i),
+                rust.counts.get(i)
             );
             return Err(EINVAL);
         }
@@ -774,6 +818,8 @@ mod tests {
         // case at a time then says which.
         let all = under_each_walker(|run, rec| {
             for case in 0..cases as u64 {
+                // A marker, so that the index of a difference names its case.
+                run.count(-1 - case as c_long)?;
                 random_case(
                     run,
                     rec,
