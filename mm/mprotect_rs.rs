@@ -364,7 +364,13 @@ impl<'a> Walk<'a, '_> {
         }
 
         let nr = folio_batch(folio, ptes, idx, oldpte, max_nr, true);
-        self.change_present_ptes(ptes, idx, nr, folio, page);
+        // The small-folio common case gets its own copy of the inlined code, with `nr` a
+        // constant, as in the C walker.
+        if nr == 1 {
+            self.change_present_ptes(ptes, idx, 1, folio, page);
+        } else {
+            self.change_present_ptes(ptes, idx, nr, folio, page);
+        }
         *pages += nr as c_long;
         nr
     }

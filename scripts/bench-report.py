@@ -97,7 +97,7 @@ def chart(path, figures):
     ax.invert_yaxis()
     ax.set_xlabel("Rust walker / C walker (median; bars: min-max per round)")
     ax.set_title("mprotect page-table walk: Rust vs C, same boot")
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 

@@ -196,11 +196,19 @@ int main(int argc, char **argv)
 	bench(&w, TOGGLE, 1);
 	munmap(p, gib);
 
-	/* 2b: 64K mTHP folios. */
+	/*
+	 * 2b: 64K mTHP folios: only the 64K size enabled while faulting in
+	 * (MADV_NOHUGEPAGE would disable mTHP too), then MADV_NOHUGEPAGE so
+	 * that khugepaged leaves them alone.
+	 */
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "never");
 	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "always");
-	p = anon(gib, PMD, MADV_NOHUGEPAGE);
+	p = anon(gib, PMD, -1);
 	fault_in(p, gib, PAGE);
 	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "never");
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "inherit");
+	if (madvise(p, gib, MADV_NOHUGEPAGE))
+		die("madvise");
 	w = (struct workload){ "mthp_64k_1g", p, gib, PROT_READ | PROT_WRITE };
 	bench(&w, TOGGLE, 1);
 	munmap(p, gib);
