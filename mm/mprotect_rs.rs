@@ -123,6 +123,16 @@ mod shared {
     }
 }
 
+/// What `Walk::change_pmd()` did with one PMD.
+enum PmdDone {
+    /// Changed this many pages.
+    Pages(c_long),
+    /// The PMD changed under the walk: do it again (`goto again` in the C walker).
+    Again,
+    /// The populate step failed with this error.
+    Failed(c_long),
+}
+
 /// One call of the walker: what stays the same over the whole range.
 struct Walk<'a, 'g> {
     tlb: &'g mut MmuGather<'a>,
@@ -250,34 +260,14 @@ impl<'a> Walk<'a, '_> {
                 if pmd.get().none() {
                     break;
                 }
-                if pmd.get_lockless().is_huge() {
-                    if pmd.end() - pmd.addr() != HPAGE_PMD_SIZE || self.split {
-                        pmd.split_huge();
-                        // For file-backed, the pmd could have been cleared; make sure it is
-                        // populated if necessary, then fall through to the PTE level.
-                        let ret = self.prepare(|| pmd.alloc_pte());
-                        if ret != 0 {
-                            pages = ret;
-                            break 'pmds;
-                        }
-                    } else {
-                        let ret = pmd.change_huge(self.tlb, self.newprot, self.cp_flags) as c_long;
-                        if ret != 0 {
-                            if ret == HPAGE_PMD_NR {
-                                pages += HPAGE_PMD_NR;
-                                nr_huge_updates += 1;
-                            }
-                            // The huge PMD was handled.
-                            break;
-                        }
+                match self.change_pmd(&pmd, &mut nr_huge_updates) {
+                    PmdDone::Again => continue,
+                    PmdDone::Pages(nr) => pages += nr,
+                    PmdDone::Failed(err) => {
+                        pages = err;
+                        break 'pmds;
                     }
-                    // Fall through: the huge PMD was just split.
                 }
-                let ret = self.change_pte_range(&pmd);
-                if ret < 0 {
-                    continue;
-                }
-                pages += ret;
                 break;
             }
             pgtable::cond_resched();
@@ -286,6 +276,41 @@ impl<'a> Walk<'a, '_> {
             shared::count_numa_huge_pte_updates(nr_huge_updates);
         }
         pages
+    }
+
+    /// The body of `change_pmd_range()` for a PMD that is not none.
+    ///
+    /// Kept out of line: most PMDs of a sparse range are none, and the loop over them stays
+    /// small when the work for populated ones is a call away.
+    #[inline(never)]
+    fn change_pmd(&mut self, pmd: &PmdSlot<'a>, nr_huge_updates: &mut usize) -> PmdDone {
+        if pmd.get_lockless().is_huge() {
+            if pmd.end() - pmd.addr() != HPAGE_PMD_SIZE || self.split {
+                pmd.split_huge();
+                // For file-backed, the pmd could have been cleared; make sure it is populated
+                // if necessary, then fall through to the PTE level.
+                let ret = self.prepare(|| pmd.alloc_pte());
+                if ret != 0 {
+                    return PmdDone::Failed(ret);
+                }
+            } else {
+                let ret = pmd.change_huge(self.tlb, self.newprot, self.cp_flags) as c_long;
+                if ret != 0 {
+                    // The huge PMD was handled.
+                    if ret == HPAGE_PMD_NR {
+                        *nr_huge_updates += 1;
+                        return PmdDone::Pages(HPAGE_PMD_NR);
+                    }
+                    return PmdDone::Pages(0);
+                }
+            }
+            // Fall through: the huge PMD was just split.
+        }
+        let ret = self.change_pte_range(pmd);
+        if ret < 0 {
+            return PmdDone::Again;
+        }
+        PmdDone::Pages(ret)
     }
 
     /// `change_pte_range()`: `-EAGAIN` if the PMD no longer maps a PTE table.

@@ -20,8 +20,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,44 +28,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
-#define PAGE 4096UL
-#define PUD (1UL << 30)
-
-static sigjmp_buf fault_jmp;
-static volatile sig_atomic_t expect_fault;
-static char why[256];
-
-static void on_segv(int sig)
-{
-	(void)sig;
-	if (expect_fault)
-		siglongjmp(fault_jmp, 1);
-	_exit(99);
-}
-
-static int write_faults(volatile char *p, char v)
-{
-	expect_fault = 1;
-	if (sigsetjmp(fault_jmp, 1)) {
-		expect_fault = 0;
-		return 1;
-	}
-	*p = v;
-	expect_fault = 0;
-	return 0;
-}
-
-static int read_faults(volatile char *p)
-{
-	expect_fault = 1;
-	if (sigsetjmp(fault_jmp, 1)) {
-		expect_fault = 0;
-		return 1;
-	}
-	(void)*p;
-	expect_fault = 0;
-	return 0;
-}
+#include "guest_test.h"
 
 static long minflt(void)
 {
@@ -81,15 +42,6 @@ static char pattern(size_t i)
 {
 	return (char)(0xa5 ^ (i * 13));
 }
-
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			snprintf(why, sizeof(why), "%s:%d: %s",		\
-				 __func__, __LINE__, #cond);		\
-			return -1;					\
-		}							\
-	} while (0)
 
 static char *map;
 static size_t len;
@@ -200,10 +152,7 @@ static int test_pud_partial_split(void)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} tests[] = {
+static const struct guest_test tests[] = {
 	{ "pud_fault", test_pud_fault },
 	{ "pud_readonly", test_pud_readonly },
 	{ "pud_readwrite", test_pud_readwrite },
@@ -219,12 +168,8 @@ int main(int argc, char **argv)
 	const char *path = argc > 2 ? argv[2] : "/dev/dax0.0";
 	char sizefile[128];
 	unsigned long long size = 0;
-	int failed = 0, fd;
+	int failed, fd;
 	FILE *f;
-
-	signal(SIGSEGV, on_segv);
-	setvbuf(stdout, NULL, _IONBF, 0);
-	printf("    KTAP version 1\n    # Subtest: %s\n    1..%d\n", suite, n);
 
 	snprintf(sizefile, sizeof(sizefile), "/sys/bus/dax/devices/%s/size",
 		 strrchr(path, '/') + 1);
@@ -242,22 +187,14 @@ int main(int argc, char **argv)
 	if (map == MAP_FAILED || (uintptr_t)map & (PUD - 1)) {
 		const char *err = strerror(errno);
 
+		printf("    KTAP version 1\n    # Subtest: %s\n    1..%d\n", suite, n);
 		for (int i = 0; i < n; i++)
 			printf("    # %s: size %llu, map %p (%s)\n    not ok %d %s\n",
 			       path, size, (void *)map, err, i + 1,
 			       tests[i].name);
 		return 1;
 	}
-	for (int i = 0; i < n; i++) {
-		why[0] = '\0';
-		if (tests[i].fn() == 0) {
-			printf("    ok %d %s\n", i + 1, tests[i].name);
-		} else {
-			printf("    # %s\n    not ok %d %s\n", why, i + 1,
-			       tests[i].name);
-			failed++;
-		}
-	}
+	failed = run_tests(suite, tests, n);
 	munmap(map, len);
 	close(fd);
 	return failed ? 1 : 0;

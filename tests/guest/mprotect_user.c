@@ -16,8 +16,6 @@
 #include <linux/userfaultfd.h>
 #include <poll.h>
 #include <pthread.h>
-#include <setjmp.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,61 +26,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PAGE 4096UL
-#define PMD (2UL << 20)
-
-static sigjmp_buf fault_jmp;
-static volatile sig_atomic_t expect_fault;
-
-static void on_segv(int sig)
-{
-	(void)sig;
-	if (expect_fault)
-		siglongjmp(fault_jmp, 1);
-	_exit(99);
-}
-
-/* Returns 1 if writing @v to @p faults, 0 if the write went through. */
-static int write_faults(volatile char *p, char v)
-{
-	expect_fault = 1;
-	if (sigsetjmp(fault_jmp, 1)) {
-		expect_fault = 0;
-		return 1;
-	}
-	*p = v;
-	expect_fault = 0;
-	return 0;
-}
-
-/* Returns 1 if reading @p faults. */
-static int read_faults(volatile char *p)
-{
-	expect_fault = 1;
-	if (sigsetjmp(fault_jmp, 1)) {
-		expect_fault = 0;
-		return 1;
-	}
-	(void)*p;
-	expect_fault = 0;
-	return 0;
-}
+#include "guest_test.h"
 
 static char pattern(size_t i)
 {
 	return (char)(0x5a ^ (i * 7));
 }
-
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			snprintf(why, sizeof(why), "%s:%d: %s",		\
-				 __func__, __LINE__, #cond);		\
-			return -1;					\
-		}							\
-	} while (0)
-
-static char why[256];
 
 static int fill_and_check(char *p, size_t pages, int fill)
 {
@@ -289,10 +238,7 @@ static int test_uffd_wp(void)
 	return 0;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} tests[] = {
+static const struct guest_test tests[] = {
 	{ "anon_4k", test_anon_4k },
 	{ "fork_cow", test_fork_cow },
 	{ "thp_pmd", test_thp },
@@ -302,21 +248,6 @@ static const struct {
 int main(int argc, char **argv)
 {
 	const char *suite = argc > 1 ? argv[1] : "mprotect_user";
-	const int n = sizeof(tests) / sizeof(tests[0]);
-	int failed = 0;
 
-	signal(SIGSEGV, on_segv);
-	setvbuf(stdout, NULL, _IONBF, 0);
-	printf("    KTAP version 1\n    # Subtest: %s\n    1..%d\n", suite, n);
-	for (int i = 0; i < n; i++) {
-		why[0] = '\0';
-		if (tests[i].fn() == 0) {
-			printf("    ok %d %s\n", i + 1, tests[i].name);
-		} else {
-			printf("    # %s\n    not ok %d %s\n", why, i + 1,
-			       tests[i].name);
-			failed++;
-		}
-	}
-	return failed ? 1 : 0;
+	return run_tests(suite, tests, sizeof(tests) / sizeof(tests[0])) ? 1 : 0;
 }
