@@ -108,11 +108,11 @@ mod shared {
         unsafe { bindings::mprotect_rs_flush_tlb_batched_pending(vma.mm().as_raw()) }
     }
 
-    /// `pte_needs_soft_dirty_wp()`.
+    /// `vma_soft_dirty_enabled()`.
     #[inline]
-    pub(super) fn pte_needs_soft_dirty_wp(vma: &VmaRef, pte: Pte) -> bool {
+    pub(super) fn vma_soft_dirty_enabled(vma: &VmaRef) -> bool {
         // SAFETY: `vma` is valid while its lock is held.
-        unsafe { bindings::mprotect_rs_pte_needs_soft_dirty_wp(vma.as_ptr(), pte.into_raw()) }
+        unsafe { bindings::mprotect_rs_vma_soft_dirty_enabled(vma.as_ptr()) }
     }
 
     /// `count_vm_numa_events(NUMA_HUGE_PTE_UPDATES, nr)`.
@@ -143,6 +143,9 @@ struct Walk<'a, 'g> {
     populate: bool,
     /// `pgtable_split_needed()`.
     split: bool,
+    /// `vma_soft_dirty_enabled()`: the VMA's flags do not change under its lock, so this is
+    /// read once rather than per entry.
+    soft_dirty: bool,
 }
 
 impl<'a> Walk<'a, '_> {
@@ -517,8 +520,8 @@ impl<'a> Walk<'a, '_> {
         if pte.protnone() {
             return false;
         }
-        // Do we need write faults for softdirty tracking?
-        if shared::pte_needs_soft_dirty_wp(self.vma, pte) {
+        // Do we need write faults for softdirty tracking? (`pte_needs_soft_dirty_wp()`)
+        if self.soft_dirty && !pte.soft_dirty() {
             return false;
         }
         // Do we need write faults for uffd-wp tracking?
@@ -659,6 +662,7 @@ pub unsafe extern "C" fn rust_change_protection_range(
         cp_flags,
         populate,
         split,
+        soft_dirty: shared::vma_soft_dirty_enabled(vma),
     };
     walk.change_protection_range(addr, end)
 }

@@ -36,8 +36,7 @@ bool mprotect_rs_folio_can_map_prot_numa(struct folio *folio,
 					 struct vm_area_struct *vma,
 					 bool is_private_single_threaded);
 void mprotect_rs_flush_tlb_batched_pending(struct mm_struct *mm);
-bool mprotect_rs_pte_needs_soft_dirty_wp(struct vm_area_struct *vma,
-					 pte_t pte);
+bool mprotect_rs_vma_soft_dirty_enabled(struct vm_area_struct *vma);
 void mprotect_rs_count_numa_huge_pte_updates(unsigned long nr);
 
 /* mm/mprotect.c: the run-time choice of walker. */

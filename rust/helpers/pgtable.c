@@ -256,6 +256,11 @@ __rust_helper bool rust_helper_pte_dirty(pte_t pte)
 	return pte_dirty(pte);
 }
 
+__rust_helper bool rust_helper_pte_soft_dirty(pte_t pte)
+{
+	return pte_soft_dirty(pte);
+}
+
 __rust_helper bool rust_helper_pte_same(pte_t a, pte_t b)
 {
 	return pte_same(a, b);

@@ -163,6 +163,8 @@ entry_predicates!(Pte {
     write => pte_write;
     /// `pte_dirty()`.
     dirty => pte_dirty;
+    /// `pte_soft_dirty()`.
+    soft_dirty => pte_soft_dirty;
     /// `pte_uffd()`: the userfaultfd bit of a present entry.
     uffd => pte_uffd;
     /// `pte_swp_uffd()`: the userfaultfd bit of a non-present entry.
