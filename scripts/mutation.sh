@@ -41,6 +41,7 @@ mutations=(
                     break 'puds;''', 1)"
 "partial PUD not split|s.replace('''if pud.end() - pud.addr() != PUD_SIZE || self.split {''', '''if pud.end() - pud.addr() > PUD_SIZE || self.split {''', 1)"
 "write upgrade ignoring PageAnonExclusive|s.replace('''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, exclusive);''', '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, true);''', 1)"
+"uffd-wp marker not installed in none PTEs|s.replace('''ptes.set(idx, Pte::uffd_wp_marker());''', '''let _ = Pte::uffd_wp_marker();''', 1)"
 "page count off by one|s.replace('''*pages += nr as c_long;''', '''*pages += nr as c_long + 1;''', 1)"
 )
 

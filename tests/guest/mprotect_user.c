@@ -5,7 +5,9 @@
  *
  * Usage: mprotect_user SUITE_NAME
  *
- * Prints one KTAP subtest named SUITE_NAME with a test case per check.  Every
+ * Prints one KTAP subtest named SUITE_NAME with a test case per check.
+ * The last check protects never-touched shmem pages, which makes the
+ * walkers install uffd-wp markers in none PTEs.  Every
  * check verifies data and faults, not just return codes: a write to a page
  * made read-only must fault, the data must survive every change, and a
  * write-protected userfaultfd range must deliver a write-protect fault.
@@ -238,11 +240,79 @@ static int test_uffd_wp(void)
 	return 0;
 }
 
+/*
+ * userfaultfd write protection on shmem: protecting pages that were never
+ * touched installs uffd-wp markers in their none PTEs (the walkers'
+ * populate path), so a write to one must raise a write-protect fault too;
+ * resolving drops the marker and lets the write through.
+ */
+static int test_uffd_wp_shmem(void)
+{
+	const size_t pages = 16;
+	struct uffdio_api api = {
+		.api = UFFD_API,
+		.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP |
+			    UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+	};
+	struct uffdio_register reg = { 0 };
+	struct uffdio_writeprotect wp = { 0 };
+	struct uffd_writer w;
+	struct uffd_msg msg;
+	struct pollfd pfd;
+	pthread_t thread;
+	long uffd;
+	char *p;
+	int fd;
+
+	fd = memfd_create("uffd_wp_shmem", 0);
+	CHECK(fd >= 0);
+	CHECK(ftruncate(fd, pages * PAGE) == 0);
+	p = mmap(NULL, pages * PAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	CHECK(p != MAP_FAILED);
+	/* Only the even pages are mapped; the odd PTEs stay none. */
+	for (size_t i = 0; i < pages; i += 2)
+		p[i * PAGE] = pattern(i);
+	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	CHECK(uffd >= 0);
+	CHECK(ioctl(uffd, UFFDIO_API, &api) == 0);
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = pages * PAGE;
+	reg.mode = UFFDIO_REGISTER_MODE_WP;
+	CHECK(ioctl(uffd, UFFDIO_REGISTER, &reg) == 0);
+	wp.range = reg.range;
+	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+	CHECK(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
+
+	/* A write to a page that was never mapped faults through the marker. */
+	w.addr = p + 5 * PAGE;
+	w.value = 0x22;
+	CHECK(pthread_create(&thread, NULL, writer, &w) == 0);
+	pfd.fd = uffd;
+	pfd.events = POLLIN;
+	CHECK(poll(&pfd, 1, 10000) == 1);
+	CHECK(read(uffd, &msg, sizeof(msg)) == sizeof(msg));
+	CHECK(msg.event == UFFD_EVENT_PAGEFAULT);
+	CHECK(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
+	CHECK((msg.arg.pagefault.address & ~(PAGE - 1)) == (uintptr_t)(p + 5 * PAGE));
+
+	wp.mode = 0;
+	CHECK(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
+	CHECK(pthread_join(thread, NULL) == 0);
+	CHECK(p[5 * PAGE] == 0x22);
+	for (size_t i = 0; i < pages; i += 2)
+		CHECK(p[i * PAGE] == pattern(i));
+	close(uffd);
+	CHECK(munmap(p, pages * PAGE) == 0);
+	close(fd);
+	return 0;
+}
+
 static const struct guest_test tests[] = {
 	{ "anon_4k", test_anon_4k },
 	{ "fork_cow", test_fork_cow },
 	{ "thp_pmd", test_thp },
 	{ "uffd_wp", test_uffd_wp },
+	{ "uffd_wp_shmem_markers", test_uffd_wp_shmem },
 };
 
 int main(int argc, char **argv)
