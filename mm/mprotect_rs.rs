@@ -14,8 +14,8 @@
 //! whichever way it returns, including the `-ENOMEM` of the populate path.
 //!
 //! Return values follow the C walker exactly, including its arithmetic: a level adds what the
-//! level below returns to its count, negative or not, and only the PMD and PUD levels stop on
-//! an allocation failure of their own populate step.
+//! level below returns to its count, negative or not, and a level stops at an allocation
+//! failure of its own populate step, returning the error in place of its count.
 
 use kernel::{
     bindings,
