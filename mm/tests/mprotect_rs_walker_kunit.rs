@@ -24,7 +24,10 @@ mod tests {
     use kernel::{
         bindings,
         ffi::{c_int, c_long, c_ulong},
-        mm::pgtable::{self, Pte},
+        mm::{
+            pgtable::{self, InvalidateRange, Pte},
+            virt::VmaRef,
+        },
         page::{PAGE_SHIFT, PAGE_SIZE},
         prelude::*,
         uaccess::{UserPtr, UserSlice},
@@ -839,6 +842,59 @@ mod tests {
             }
         }
         assert!(all.is_ok());
+        Ok(())
+    }
+
+    /// Starts an invalidation twice (the second call must do nothing), then leaves through an
+    /// error return, as the walker's populate path does on `-ENOMEM`.
+    fn start_twice_then_fail(vma: &VmaRef, addr: usize) -> Result {
+        let mut range = core::pin::pin!(InvalidateRange::new());
+        let event = bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA;
+        range.as_mut().start(vma, event, addr, addr + PAGE_SIZE);
+        range
+            .as_mut()
+            .start(vma, event, addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
+        if range.is_started() {
+            return Err(ENOMEM);
+        }
+        Ok(())
+    }
+
+    /// The guard the walker keeps its invalidation in: started at most once, ended exactly
+    /// once on an error return, and never ended if never started.
+    #[test]
+    fn invalidate_range_guard() -> Result {
+        let _cpu0 = OnCpu0::pin()?;
+        let recording = Recording::start()?;
+        let addr = mmap(2 * PAGE_SIZE, 0)?;
+        recording.set_base(addr);
+        {
+            let current = kernel::current!();
+            let mm = current.mm().ok_or(EINVAL)?;
+            let lock = mm.mmap_read_lock();
+            let vma = lock.vma_lookup(addr).ok_or(EINVAL)?;
+            assert_eq!(start_twice_then_fail(vma, addr), Err(ENOMEM));
+            // Never started: nothing to end.
+            let unstarted = core::pin::pin!(InvalidateRange::new());
+            assert!(!unstarted.is_started());
+        }
+        let mut run = Run::default();
+        recording.finish(&mut run)?;
+        assert_eq!(run.inval_total, 2);
+        assert_eq!(
+            run.invals[0],
+            Inval::Start {
+                start: 0,
+                end: PAGE_SIZE
+            }
+        );
+        assert_eq!(
+            run.invals[1],
+            Inval::End {
+                start: 0,
+                end: PAGE_SIZE
+            }
+        );
         Ok(())
     }
 
