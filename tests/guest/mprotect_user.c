@@ -179,21 +179,68 @@ static void *writer(void *arg)
 }
 
 /*
+ * Registers [@p, @p + @len) with a new userfaultfd for write protection,
+ * asking for @features, and write-protects it.  Returns the userfaultfd.
+ */
+static int uffd_wp_protect(char *p, size_t len, __u64 features, long *uffd)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	struct uffdio_register reg = { 0 };
+	struct uffdio_writeprotect wp = { 0 };
+
+	*uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	CHECK(*uffd >= 0);
+	CHECK(ioctl(*uffd, UFFDIO_API, &api) == 0);
+	reg.range.start = (uintptr_t)p;
+	reg.range.len = len;
+	reg.mode = UFFDIO_REGISTER_MODE_WP;
+	CHECK(ioctl(*uffd, UFFDIO_REGISTER, &reg) == 0);
+	wp.range = reg.range;
+	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
+	CHECK(ioctl(*uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
+	return 0;
+}
+
+/*
+ * Starts a thread that writes @w->value to @w->addr, and checks that the
+ * write raises a write-protect fault on @uffd for that page.  The thread
+ * stays blocked until the caller resolves the fault.
+ */
+static int uffd_wp_expect_fault(long uffd, struct uffd_writer *w,
+				pthread_t *thread)
+{
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	struct uffd_msg msg;
+
+	CHECK(pthread_create(thread, NULL, writer, w) == 0);
+	CHECK(poll(&pfd, 1, 10000) == 1);
+	CHECK(read(uffd, &msg, sizeof(msg)) == sizeof(msg));
+	CHECK(msg.event == UFFD_EVENT_PAGEFAULT);
+	CHECK(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
+	CHECK((msg.arg.pagefault.address & ~(PAGE - 1)) == (uintptr_t)w->addr);
+	return 0;
+}
+
+/* Lifts the write protection of [@p, @p + @len) on @uffd. */
+static int uffd_wp_resolve(long uffd, char *p, size_t len)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (uintptr_t)p, .len = len },
+		.mode = 0,
+	};
+
+	CHECK(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
+	return 0;
+}
+
+/*
  * userfaultfd write protection: a write to a protected page must raise a
  * write-protect fault, and resolving it must let the write through.
  */
 static int test_uffd_wp(void)
 {
 	const size_t pages = 16;
-	struct uffdio_api api = {
-		.api = UFFD_API,
-		.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP,
-	};
-	struct uffdio_register reg = { 0 };
-	struct uffdio_writeprotect wp = { 0 };
-	struct uffd_writer w;
-	struct uffd_msg msg;
-	struct pollfd pfd;
+	struct uffd_writer w = { .addr = NULL, .value = 0x11 };
 	pthread_t thread;
 	char *p;
 	long uffd;
@@ -202,34 +249,17 @@ static int test_uffd_wp(void)
 		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHECK(p != MAP_FAILED);
 	fill_and_check(p, pages, 1);
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	CHECK(uffd >= 0);
-	CHECK(ioctl(uffd, UFFDIO_API, &api) == 0);
-	reg.range.start = (uintptr_t)p;
-	reg.range.len = pages * PAGE;
-	reg.mode = UFFDIO_REGISTER_MODE_WP;
-	CHECK(ioctl(uffd, UFFDIO_REGISTER, &reg) == 0);
-	wp.range = reg.range;
-	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
-	CHECK(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
+	if (uffd_wp_protect(p, pages * PAGE, UFFD_FEATURE_PAGEFAULT_FLAG_WP, &uffd))
+		return -1;
 
 	w.addr = p + 3 * PAGE;
-	w.value = 0x11;
-	CHECK(pthread_create(&thread, NULL, writer, &w) == 0);
-	pfd.fd = uffd;
-	pfd.events = POLLIN;
-	CHECK(poll(&pfd, 1, 10000) == 1);
-	CHECK(read(uffd, &msg, sizeof(msg)) == sizeof(msg));
-	CHECK(msg.event == UFFD_EVENT_PAGEFAULT);
-	CHECK(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
-	CHECK((msg.arg.pagefault.address & ~(PAGE - 1)) == (uintptr_t)(p + 3 * PAGE));
+	if (uffd_wp_expect_fault(uffd, &w, &thread))
+		return -1;
 	/* The write has not happened yet. */
 	CHECK(p[3 * PAGE] == pattern(3));
 
-	wp.range.start = (uintptr_t)(p + 3 * PAGE);
-	wp.range.len = PAGE;
-	wp.mode = 0;
-	CHECK(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
+	if (uffd_wp_resolve(uffd, p + 3 * PAGE, PAGE))
+		return -1;
 	CHECK(pthread_join(thread, NULL) == 0);
 	CHECK(p[3 * PAGE] == 0x11);
 	/* The rest stays protected and intact. */
@@ -249,16 +279,7 @@ static int test_uffd_wp(void)
 static int test_uffd_wp_shmem(void)
 {
 	const size_t pages = 16;
-	struct uffdio_api api = {
-		.api = UFFD_API,
-		.features = UFFD_FEATURE_PAGEFAULT_FLAG_WP |
-			    UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
-	};
-	struct uffdio_register reg = { 0 };
-	struct uffdio_writeprotect wp = { 0 };
-	struct uffd_writer w;
-	struct uffd_msg msg;
-	struct pollfd pfd;
+	struct uffd_writer w = { .addr = NULL, .value = 0x22 };
 	pthread_t thread;
 	long uffd;
 	char *p;
@@ -272,31 +293,17 @@ static int test_uffd_wp_shmem(void)
 	/* Only the even pages are mapped; the odd PTEs stay none. */
 	for (size_t i = 0; i < pages; i += 2)
 		p[i * PAGE] = pattern(i);
-	uffd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
-	CHECK(uffd >= 0);
-	CHECK(ioctl(uffd, UFFDIO_API, &api) == 0);
-	reg.range.start = (uintptr_t)p;
-	reg.range.len = pages * PAGE;
-	reg.mode = UFFDIO_REGISTER_MODE_WP;
-	CHECK(ioctl(uffd, UFFDIO_REGISTER, &reg) == 0);
-	wp.range = reg.range;
-	wp.mode = UFFDIO_WRITEPROTECT_MODE_WP;
-	CHECK(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
+	if (uffd_wp_protect(p, pages * PAGE, UFFD_FEATURE_PAGEFAULT_FLAG_WP |
+			    UFFD_FEATURE_WP_HUGETLBFS_SHMEM, &uffd))
+		return -1;
 
 	/* A write to a page that was never mapped faults through the marker. */
 	w.addr = p + 5 * PAGE;
-	w.value = 0x22;
-	CHECK(pthread_create(&thread, NULL, writer, &w) == 0);
-	pfd.fd = uffd;
-	pfd.events = POLLIN;
-	CHECK(poll(&pfd, 1, 10000) == 1);
-	CHECK(read(uffd, &msg, sizeof(msg)) == sizeof(msg));
-	CHECK(msg.event == UFFD_EVENT_PAGEFAULT);
-	CHECK(msg.arg.pagefault.flags & UFFD_PAGEFAULT_FLAG_WP);
-	CHECK((msg.arg.pagefault.address & ~(PAGE - 1)) == (uintptr_t)(p + 5 * PAGE));
+	if (uffd_wp_expect_fault(uffd, &w, &thread))
+		return -1;
 
-	wp.mode = 0;
-	CHECK(ioctl(uffd, UFFDIO_WRITEPROTECT, &wp) == 0);
+	if (uffd_wp_resolve(uffd, p, pages * PAGE))
+		return -1;
 	CHECK(pthread_join(thread, NULL) == 0);
 	CHECK(p[5 * PAGE] == 0x22);
 	for (size_t i = 0; i < pages; i += 2)
