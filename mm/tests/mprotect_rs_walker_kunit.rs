@@ -18,6 +18,7 @@ const __LOG_PREFIX: &[u8] = b"mprotect_rs_walkers\0";
 #[kunit_tests(mprotect_rs_walkers)]
 mod tests {
     use core::{
+        ffi::c_void,
         ptr,
         sync::atomic::{AtomicUsize, Ordering},
     };
@@ -32,8 +33,8 @@ mod tests {
         prelude::*,
         uaccess::{UserPtr, UserSlice},
         uapi::{
-            MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_NORESERVE, MAP_PRIVATE, PROT_NONE,
-            PROT_READ, PROT_WRITE,
+            MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_NORESERVE,
+            MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE,
         },
     };
 
@@ -43,6 +44,10 @@ mod tests {
     const WALKERS: [&CStr; 2] = [c"c", c"rust"];
     const TRY_CHANGE_WRITABLE: c_ulong = bindings::MM_CP_TRY_CHANGE_WRITABLE as c_ulong;
     const PROT_NUMA: c_ulong = bindings::MM_CP_PROT_NUMA as c_ulong;
+    const UFFD_WP: c_ulong = bindings::MM_CP_UFFD_WP as c_ulong;
+    const UFFD_WP_RESOLVE: c_ulong = bindings::MM_CP_UFFD_WP_RESOLVE as c_ulong;
+    const UFFD_RWP: c_ulong = bindings::MM_CP_UFFD_RWP as c_ulong;
+    const UFFD_RWP_RESOLVE: c_ulong = bindings::MM_CP_UFFD_RWP_RESOLVE as c_ulong;
 
     /// How one page is mapped.
     #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -54,9 +59,15 @@ mod tests {
             write: bool,
             dirty: bool,
             protnone: bool,
+            /// The userfaultfd bit (uffd-wp, or uffd-rwp on a `VM_UFFD_RWP` VMA).
+            uffd: bool,
         },
-        /// A non-present, non-none PTE.
-        Leaf,
+        /// A non-present, non-none PTE: a marker (which kind) or a swap-type entry.
+        Leaf {
+            marker: bool,
+            guard: bool,
+            uffd: bool,
+        },
         /// Part of a huge PMD.
         Pmd { write: bool },
         /// Part of a huge PUD.
@@ -126,8 +137,18 @@ mod tests {
                     write,
                     dirty,
                     protnone,
-                } => 1 | u64::from(write) << 4 | u64::from(dirty) << 5 | u64::from(protnone) << 6,
-                Entry::Leaf => 2,
+                    uffd,
+                } => {
+                    1 | u64::from(write) << 4
+                        | u64::from(dirty) << 5
+                        | u64::from(protnone) << 6
+                        | u64::from(uffd) << 7
+                }
+                Entry::Leaf {
+                    marker,
+                    guard,
+                    uffd,
+                } => 2 | u64::from(marker) << 4 | u64::from(guard) << 5 | u64::from(uffd) << 6,
                 Entry::Pmd { write } => 3 | u64::from(write) << 4,
                 Entry::Pud => 4,
             };
@@ -282,9 +303,15 @@ mod tests {
                 write: pte.write(),
                 dirty: pte.dirty(),
                 protnone: pte.protnone(),
+                uffd: pte.uffd(),
             }
         } else {
-            Entry::Leaf
+            let leaf = pte.softleaf();
+            Entry::Leaf {
+                marker: leaf.is_marker(),
+                guard: leaf.is_guard_marker(),
+                uffd: pte.swp_uffd(),
+            }
         }
     }
 
@@ -351,9 +378,18 @@ mod tests {
         kernel::error::to_result(unsafe { bindings::mprotect_walker_select(walker.as_char_ptr()) })
     }
 
-    /// Maps anonymous memory in the current (KUnit-owned) mm; unmapped by [`unmap`] or when the
-    /// test ends.
+    /// Maps private anonymous memory in the current (KUnit-owned) mm; unmapped by [`unmap`] or
+    /// when the test ends.
     fn mmap(len: usize, flags: u32) -> Result<usize> {
+        map(len, MAP_PRIVATE | flags)
+    }
+
+    /// Maps shared anonymous memory (shmem: a file mapping, not `vma_is_anonymous()`).
+    fn mmap_shared(len: usize, flags: u32) -> Result<usize> {
+        map(len, MAP_SHARED | flags)
+    }
+
+    fn map(len: usize, flags: u32) -> Result<usize> {
         // SAFETY: Called from a KUnit test case, so the current test is valid.
         let test = unsafe { bindings::kunit_get_current_test() };
         // SAFETY: `test` is the running test; the mapping lives at most as long as the test.
@@ -364,7 +400,7 @@ mod tests {
                 0,
                 len,
                 (PROT_READ | PROT_WRITE) as usize,
-                (MAP_ANONYMOUS | MAP_PRIVATE | flags) as usize,
+                (MAP_ANONYMOUS | flags) as usize,
                 0,
             )
         };
@@ -372,6 +408,70 @@ mod tests {
             return Err(ENOMEM);
         }
         Ok(addr)
+    }
+
+    /// Sets `VM_UFFD_WP` / `VM_UFFD_RWP` on the VMA at `addr` (`MPROTECT_KUNIT_*` bits), as a
+    /// userfaultfd registration would, or clears them (`0`). There is no userfaultfd context:
+    /// the scenarios must not touch pages while they are protected.
+    fn vma_modes(addr: usize, modes: u32) -> Result {
+        // SAFETY: Operates on the current mm, under its own locking.
+        kernel::error::to_result(unsafe { bindings::mprotect_vma_modes_for_kunit(addr, modes) })
+    }
+
+    /// While alive, the page-table allocation `real` fails in this test's task (a KUnit static
+    /// stub, `KUNIT_STATIC_STUB_REDIRECT()` in `__pte_alloc()` and `__pmd_alloc()`).
+    struct FailAlloc(*mut c_void);
+
+    /// The type of `__pte_alloc()`.
+    type PteAlloc = unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::pmd_t) -> c_int;
+    /// The type of `__pmd_alloc()`.
+    type PmdAlloc =
+        unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::pud_t, c_ulong) -> c_int;
+
+    extern "C" fn no_pte_table(_: *mut bindings::mm_struct, _: *mut bindings::pmd_t) -> c_int {
+        ENOMEM.to_errno()
+    }
+
+    extern "C" fn no_pmd_table(
+        _: *mut bindings::mm_struct,
+        _: *mut bindings::pud_t,
+        _: c_ulong,
+    ) -> c_int {
+        ENOMEM.to_errno()
+    }
+
+    impl FailAlloc {
+        fn pte() -> Self {
+            let (real, stub): (PteAlloc, PteAlloc) = (bindings::__pte_alloc, no_pte_table);
+            Self::activate(real as *mut c_void, stub as *mut c_void)
+        }
+
+        fn pmd() -> Self {
+            let (real, stub): (PmdAlloc, PmdAlloc) = (bindings::__pmd_alloc, no_pmd_table);
+            Self::activate(real as *mut c_void, stub as *mut c_void)
+        }
+
+        fn activate(real: *mut c_void, stub: *mut c_void) -> Self {
+            // SAFETY: Called from a KUnit test case, so the current test is valid; `real` and
+            // `stub` are functions of the same type, as the callers' type annotations check.
+            unsafe {
+                bindings::__kunit_activate_static_stub(
+                    bindings::kunit_get_current_test(),
+                    real,
+                    stub,
+                )
+            };
+            FailAlloc(real)
+        }
+    }
+
+    impl Drop for FailAlloc {
+        fn drop(&mut self) {
+            // SAFETY: As in `activate()`; the test is still running.
+            unsafe {
+                bindings::kunit_deactivate_static_stub(bindings::kunit_get_current_test(), self.0)
+            };
+        }
     }
 
     fn unmap(addr: usize, len: usize) -> Result {
@@ -689,6 +789,316 @@ mod tests {
         Ok(())
     }
 
+    fn is_marker(e: &Entry) -> bool {
+        matches!(
+            e,
+            Entry::Leaf {
+                marker: true,
+                guard: false,
+                ..
+            }
+        )
+    }
+
+    /// Shared (shmem) 4K pages, half of them written (dirty), half only read (clean), the rest
+    /// never touched, in a VMA registered for uffd-wp, which gives it write-notify:
+    /// - `mprotect()` read-only, then read-write, then the write upgrade: it makes only the
+    ///   dirty pages writable again;
+    /// - uffd-wp protect: present pages get the uffd bit, none PTEs get a marker (the walker
+    ///   populates the page tables for them), and a read-write `mprotect()` keeps them all
+    ///   read-only;
+    /// - resolve, with the write upgrade as `UFFDIO_WRITEPROTECT` asks for it: the markers go
+    ///   and the dirty pages become writable again.
+    #[test]
+    fn shmem_dirty_clean_uffd_wp() -> Result {
+        const NR: usize = 2 * PMD_SIZE / PAGE_SIZE;
+        const USED: usize = 64;
+        let rust = under_each_walker(|run, rec| {
+            let len = NR * PAGE_SIZE;
+            let addr = mmap_shared(len, 0)?;
+            let end = addr + len;
+            rec.set_base(addr);
+            vma_modes(addr, bindings::MPROTECT_KUNIT_UFFD_WP)?;
+            for i in 0..USED {
+                if i % 2 == 0 {
+                    touch(addr + i * PAGE_SIZE, i as u8)?;
+                } else {
+                    peek(addr + i * PAGE_SIZE)?;
+                }
+            }
+            let dirty_rw = |e: &Entry| {
+                matches!(
+                    e,
+                    Entry::Pte {
+                        write: true,
+                        dirty: true,
+                        uffd: false,
+                        ..
+                    }
+                )
+            };
+            let clean_ro = |e: &Entry| {
+                matches!(
+                    e,
+                    Entry::Pte {
+                        write: false,
+                        dirty: false,
+                        uffd: false,
+                        ..
+                    }
+                )
+            };
+
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(
+                count_entry(&ro, |e| matches!(e, Entry::Pte { write: false, .. })),
+                USED
+            );
+            assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
+            // mprotect() asks for the write upgrade only if the VMA wanted write-notify with
+            // its old protection, which a read-only one does not; ask for it directly.
+            run.count(change(addr, end, TRY_CHANGE_WRITABLE))?;
+            assert_eq!(run.counts[0], USED as c_long);
+            let rw = snapshot(addr, end)?;
+            assert_eq!(count_entry(&rw, dirty_rw), USED / 2);
+            assert_eq!(count_entry(&rw, clean_ro), USED / 2);
+
+            run.count(change(addr, end, UFFD_WP))?;
+            assert_eq!(run.counts[1], NR as c_long);
+            let wp = snapshot(addr, end)?;
+            let protected = |e: &Entry| {
+                matches!(
+                    e,
+                    Entry::Pte {
+                        write: false,
+                        uffd: true,
+                        ..
+                    }
+                )
+            };
+            assert_eq!(count_entry(&wp, protected), USED);
+            assert_eq!(count_entry(&wp, is_marker), NR - USED);
+
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
+            assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
+            let still = snapshot(addr, end)?;
+            assert_eq!(count_entry(&still, protected), USED);
+            assert_eq!(count_entry(&still, is_marker), NR - USED);
+
+            run.count(change(addr, end, UFFD_WP_RESOLVE | TRY_CHANGE_WRITABLE))?;
+            assert_eq!(run.counts[2], NR as c_long);
+            let resolved = snapshot(addr, end)?;
+            assert_eq!(count_entry(&resolved, dirty_rw), USED / 2);
+            assert_eq!(count_entry(&resolved, clean_ro), USED / 2);
+            assert_eq!(count_entry(&resolved, |e| *e == Entry::None), NR - USED);
+            vma_modes(addr, 0)?;
+            assert_eq!(peek(addr + 2 * PAGE_SIZE)?, 2);
+
+            run.record(ro)?;
+            run.record(rw)?;
+            run.record(wp)?;
+            run.record(still)?;
+            run.record(resolved)?;
+            unmap(addr, len)
+        })?;
+        // Four mprotect() calls and three direct changes: one start and one end each.
+        assert_eq!(rust.inval_total, 2 * 7);
+        Ok(())
+    }
+
+    /// The populate path of a uffd-wp change (shmem) when page tables cannot be allocated, on a
+    /// range of 4 MiB around a PUD boundary whose lower PUD holds one page:
+    /// - the PMD table of the upper PUD fails: `-ENOMEM` comes back from the PUD loop after the
+    ///   invalidation started at the lower PUD, and that invalidation is still ended;
+    /// - the PTE table of the first PMD above the boundary fails: the PMD loop's `-ENOMEM` is
+    ///   added to the lower PUD's count, as the C walker does;
+    /// - resolving afterwards drops every marker that was installed.
+    #[test]
+    fn populate_enomem() -> Result {
+        const HALF: usize = 2 * PMD_SIZE / PAGE_SIZE;
+        let enomem = ENOMEM.to_errno() as c_long;
+        let rust = under_each_walker(|run, rec| {
+            let len = 3 * PUD_SIZE;
+            let map = mmap_shared(len, MAP_NORESERVE)?;
+            // A PUD boundary with 4 MiB of the mapping below it, not also a P4D boundary.
+            let mut mid = (map + 2 * PMD_SIZE + PUD_SIZE - 1) & !(PUD_SIZE - 1);
+            if mid & ((1 << P4D_SHIFT) - 1) == 0 {
+                mid += PUD_SIZE;
+            }
+            let (lo, hi) = (mid - 2 * PMD_SIZE, mid + 2 * PMD_SIZE);
+            rec.set_base(lo);
+            vma_modes(map, bindings::MPROTECT_KUNIT_UFFD_WP)?;
+            touch(mid - PMD_SIZE, 1)?;
+            // The touched page, in the snapshots below.
+            let page = HALF / 2;
+
+            {
+                let _fail = FailAlloc::pmd();
+                run.count(change(lo, hi, UFFD_WP))?;
+            }
+            assert_eq!(run.counts[0], enomem);
+            let first = snapshot(lo, hi)?;
+            assert!(matches!(
+                first[page],
+                Entry::Pte {
+                    write: false,
+                    uffd: true,
+                    ..
+                }
+            ));
+            assert_eq!(count_entry(&first[..HALF], is_marker), HALF - 1);
+            assert!(first[HALF..].iter().all(|e| *e == Entry::None));
+
+            {
+                let _fail = FailAlloc::pte();
+                run.count(change(mid - PMD_SIZE, mid + PMD_SIZE, UFFD_WP))?;
+            }
+            assert_eq!(run.counts[1], 1 + enomem);
+            let second = snapshot(lo, hi)?;
+            assert_eq!(count_entry(&second[..HALF], is_marker), HALF - 1);
+            assert!(second[HALF..].iter().all(|e| *e == Entry::None));
+
+            run.count(change(lo, hi, UFFD_WP_RESOLVE))?;
+            assert_eq!(run.counts[2], HALF as c_long);
+            let resolved = snapshot(lo, hi)?;
+            assert_eq!(count_entry(&resolved, |e| *e == Entry::None), 2 * HALF - 1);
+            vma_modes(map, 0)?;
+            assert_eq!(peek(mid - PMD_SIZE)?, 1);
+
+            run.record(first)?;
+            run.record(second)?;
+            run.record(resolved)?;
+            unmap(map, len)
+        })?;
+        let (mb2, mb6, mb8) = (PMD_SIZE, 3 * PMD_SIZE, 4 * PMD_SIZE);
+        let expect = [
+            Inval::Start { start: 0, end: mb8 },
+            Inval::End { start: 0, end: mb8 },
+            Inval::Start {
+                start: mb2,
+                end: mb6,
+            },
+            Inval::End {
+                start: mb2,
+                end: mb6,
+            },
+            Inval::Start { start: 0, end: mb8 },
+            Inval::End { start: 0, end: mb8 },
+        ];
+        assert_eq!(rust.inval_total, expect.len());
+        assert_eq!(rust.invals[..], expect[..]);
+        Ok(())
+    }
+
+    /// uffd-rwp on private anonymous 4K pages: protect (`PROT_NONE` plus the uffd bit), protect
+    /// again (entries already protected are skipped and not counted), `mprotect()` read-only
+    /// (the entries stay `PROT_NONE`), resolve (read-only, no uffd bit).
+    #[test]
+    fn anon_uffd_rwp() -> Result {
+        const NR: usize = 64;
+        under_each_walker(|run, rec| {
+            let len = NR * PAGE_SIZE;
+            let addr = mmap(len, 0)?;
+            let end = addr + len;
+            rec.set_base(addr);
+            madvise(addr, len, MADV_NOHUGEPAGE)?;
+            for i in (0..NR).step_by(2) {
+                touch(addr + i * PAGE_SIZE, i as u8)?;
+            }
+            let rwp = |e: &Entry| {
+                matches!(
+                    e,
+                    Entry::Pte {
+                        protnone: true,
+                        uffd: true,
+                        ..
+                    }
+                )
+            };
+            vma_modes(addr, bindings::MPROTECT_KUNIT_UFFD_RWP)?;
+            run.count(change(addr, end, UFFD_RWP))?;
+            assert_eq!(run.counts[0], (NR / 2) as c_long);
+            let protected = snapshot(addr, end)?;
+            assert_eq!(count_entry(&protected, rwp), NR / 2);
+            run.count(change(addr, end, UFFD_RWP))?;
+            assert_eq!(run.counts[1], 0);
+
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(count_entry(&ro, rwp), NR / 2);
+
+            run.count(change(addr, end, UFFD_RWP_RESOLVE))?;
+            assert_eq!(run.counts[2], (NR / 2) as c_long);
+            let resolved = snapshot(addr, end)?;
+            let plain_ro = |e: &Entry| {
+                matches!(
+                    e,
+                    Entry::Pte {
+                        write: false,
+                        protnone: false,
+                        uffd: false,
+                        ..
+                    }
+                )
+            };
+            assert_eq!(count_entry(&resolved, plain_ro), NR / 2);
+            vma_modes(addr, 0)?;
+            assert_eq!(peek(addr + 2 * PAGE_SIZE)?, 2);
+
+            run.record(protected)?;
+            run.record(ro)?;
+            run.record(resolved)?;
+            unmap(addr, len)
+        })?;
+        Ok(())
+    }
+
+    /// Guard markers (`MADV_GUARD_INSTALL`) among private anonymous pages: every protection
+    /// change leaves them as they are and does not count them.
+    #[test]
+    fn anon_guard_markers() -> Result {
+        const NR: usize = 64;
+        const GUARDS: [(usize, usize); 2] = [(8, 8), (40, 3)];
+        const PRESENT: usize = NR - 11;
+        under_each_walker(|run, rec| {
+            let len = NR * PAGE_SIZE;
+            let addr = mmap(len, 0)?;
+            let end = addr + len;
+            rec.set_base(addr);
+            madvise(addr, len, MADV_NOHUGEPAGE)?;
+            for i in 0..NR {
+                touch(addr + i * PAGE_SIZE, i as u8)?;
+            }
+            for (first, n) in GUARDS {
+                madvise(addr + first * PAGE_SIZE, n * PAGE_SIZE, MADV_GUARD_INSTALL)?;
+            }
+            let guard = |e: &Entry| matches!(e, Entry::Leaf { guard: true, .. });
+            let mut steps = KVec::new();
+            let steps_prot = [
+                (PROT_READ, 0),
+                (PROT_NONE, 0),
+                (PROT_READ | PROT_WRITE, TRY_CHANGE_WRITABLE),
+            ];
+            for (i, (prot, flags)) in steps_prot.into_iter().enumerate() {
+                assert_eq!(mprotect(addr, len, prot), 0);
+                run.count(change(addr, end, flags))?;
+                assert_eq!(run.counts[i], PRESENT as c_long);
+                let now = snapshot(addr, end)?;
+                assert_eq!(count_entry(&now, guard), NR - PRESENT);
+                steps.push(now, GFP_KERNEL)?;
+            }
+            let rw = |e: &Entry| matches!(e, Entry::Pte { write: true, .. });
+            assert_eq!(count_entry(&steps[2], rw), PRESENT);
+            assert_eq!(peek(addr + 7 * PAGE_SIZE)?, 7);
+            for step in steps {
+                run.record(step)?;
+            }
+            unmap(addr, len)
+        })?;
+        Ok(())
+    }
+
     /// A small xorshift generator, so a failing case can be replayed from its seed.
     struct Rng(u64);
 
@@ -738,7 +1148,8 @@ mod tests {
         Ok(lock.vma_lookup(addr).ok_or(EINVAL)?.end())
     }
 
-    /// One random case: a layout of holes, 4K pages and PMD THPs, then one to four steps, each
+    /// One random case: a layout of holes, 4K pages (some with guard markers among them) and PMD
+    /// THPs, then one to four steps, each
     /// an `mprotect()`, a `change_protection()` with random flags, or a write; after each step
     /// the result and a digest of the page tables go into `run`.
     fn random_case(run: &mut Run, rec: &Recording, seed: u64) -> Result {
@@ -752,6 +1163,8 @@ mod tests {
         rec.set_base(addr);
         // The protection of each page, so that the case only writes where it may.
         let mut prot = KVec::from_elem(PROT_READ | PROT_WRITE, PAGES, GFP_KERNEL)?;
+        // Pages behind a guard marker, never to be touched.
+        let mut guard = KVec::from_elem(false, PAGES, GFP_KERNEL)?;
 
         for chunk in 0..CHUNKS {
             let base = addr + chunk * PMD_SIZE;
@@ -761,6 +1174,14 @@ mod tests {
                     madvise(base, PMD_SIZE, MADV_NOHUGEPAGE)?;
                     for _ in 0..1 + rng.below(64) {
                         touch(base + rng.below(PMD_SIZE / PAGE_SIZE) * PAGE_SIZE, 1)?;
+                    }
+                    if rng.below(2) == 0 {
+                        // Guard markers over a few pages, touched or not.
+                        let first =
+                            chunk * (PMD_SIZE / PAGE_SIZE) + rng.below(PMD_SIZE / PAGE_SIZE - 16);
+                        let n = 1 + rng.below(16);
+                        madvise(addr + first * PAGE_SIZE, n * PAGE_SIZE, MADV_GUARD_INSTALL)?;
+                        guard[first..first + n].fill(true);
                     }
                 }
                 _ => {
@@ -798,7 +1219,7 @@ mod tests {
                 }
                 _ => {
                     let page = rng.below(PAGES);
-                    if prot[page] & PROT_WRITE != 0 {
+                    if prot[page] & PROT_WRITE != 0 && !guard[page] {
                         touch(addr + page * PAGE_SIZE, 3)?;
                     }
                 }
