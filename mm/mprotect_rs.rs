@@ -341,11 +341,11 @@ impl<'a> Walk<'a, '_> {
                     // For file-backed memory the page or swap cache can exist behind a none
                     // PTE, so write-protect it with a marker.
                     ptes.set(idx, Pte::uffd_wp_marker());
-                    pages += 1;
+                    pages = pages.wrapping_add(1);
                 }
                 1
             } else {
-                pages += self.change_softleaf_pte(&ptes, idx, oldpte);
+                pages = pages.wrapping_add(self.change_softleaf_pte(&ptes, idx, oldpte));
                 1
             };
             idx += nr;
@@ -370,13 +370,13 @@ impl<'a> Walk<'a, '_> {
         let prot_numa = self.has(MM_CP_PROT_NUMA);
         let max_nr = ptes.len() - idx;
 
-        // Already in the desired state.
-        if prot_numa && oldpte.protnone() {
-            return 1;
-        }
-        // RWP-protected PTEs carry the uffd bit on top of PROT_NONE: skip only entries already
-        // in that exact state.
-        if self.has(MM_CP_UFFD_RWP) && oldpte.protnone() && oldpte.uffd() {
+        // Already in the desired state: `PROT_NONE` for NUMA hinting; for uffd-rwp, the uffd
+        // bit on top of `PROT_NONE` (plain `PROT_NONE` from mprotect() still needs the bit).
+        // One test of the flags first, so that the common case (neither) costs one branch.
+        if self.has(MM_CP_PROT_NUMA | MM_CP_UFFD_RWP)
+            && oldpte.protnone()
+            && (prot_numa || oldpte.uffd())
+        {
             return 1;
         }
 
@@ -399,7 +399,8 @@ impl<'a> Walk<'a, '_> {
         } else {
             self.change_present_ptes(ptes, idx, nr, folio, page);
         }
-        *pages += nr as c_long;
+        // Counts wrap, as in the C walker: no overflow check in the PTE loop.
+        *pages = pages.wrapping_add(nr as c_long);
         nr
     }
 

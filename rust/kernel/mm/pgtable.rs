@@ -829,7 +829,8 @@ impl PteTable<'_> {
     /// The address mapped by PTE `idx`.
     #[inline]
     pub fn addr(&self, idx: usize) -> usize {
-        self.addr + (idx << PAGE_SHIFT)
+        // Cannot overflow for an `idx` within the table, which lies within the address space.
+        self.addr.wrapping_add(idx << PAGE_SHIFT)
     }
 
     /// A raw pointer to PTE `idx`, for C functions that take a run of `nr` PTEs.
