@@ -123,16 +123,6 @@ mod shared {
     }
 }
 
-/// What `Walk::change_pmd()` did with one PMD.
-enum PmdDone {
-    /// Changed this many pages.
-    Pages(c_long),
-    /// The PMD changed under the walk: do it again (`goto again` in the C walker).
-    Again,
-    /// The populate step failed with this error.
-    Failed(c_long),
-}
-
 /// One call of the walker: what stays the same over the whole range.
 struct Walk<'a, 'g> {
     tlb: &'g mut MmuGather<'a>,
@@ -252,25 +242,63 @@ impl<'a> Walk<'a, '_> {
             return 0;
         };
         let mut pages: c_long = 0;
-        let mut nr_huge_updates = 0;
-        'pmds: for pmd in pmds {
-            loop {
-                let ret = self.prepare(|| pmd.alloc_pte());
-                if ret != 0 {
-                    pages = ret;
+        let mut nr_huge_updates: usize = 0;
+        let mut pmds = pmds;
+        'pmds: loop {
+            // Most PMDs of a sparse range are none: skip them in a loop of their own, which
+            // keeps the set-up for populated ones out of it.
+            let (pmd, mut val) = loop {
+                let Some(pmd) = pmds.next() else {
                     break 'pmds;
+                };
+                let val = pmd.get();
+                if self.populate || !val.none() {
+                    break (pmd, val);
                 }
-                if pmd.get().none() {
-                    break;
-                }
-                match self.change_pmd(&pmd, &mut nr_huge_updates) {
-                    PmdDone::Again => continue,
-                    PmdDone::Pages(nr) => pages += nr,
-                    PmdDone::Failed(err) => {
-                        pages = err;
+                pgtable::cond_resched();
+            };
+            loop {
+                if self.populate {
+                    let ret = self.prepare(|| pmd.alloc_pte());
+                    if ret != 0 {
+                        pages = ret;
                         break 'pmds;
                     }
+                    val = pmd.get();
                 }
+                if val.none() {
+                    break;
+                }
+                if pmd.get_lockless().is_huge() {
+                    if pmd.end().wrapping_sub(pmd.addr()) != HPAGE_PMD_SIZE || self.split {
+                        pmd.split_huge();
+                        // For file-backed, the pmd could have been cleared; make sure it is
+                        // populated if necessary, then fall through to the PTE level.
+                        let ret = self.prepare(|| pmd.alloc_pte());
+                        if ret != 0 {
+                            pages = ret;
+                            break 'pmds;
+                        }
+                    } else {
+                        let ret = pmd.change_huge(self.tlb, self.newprot, self.cp_flags);
+                        if ret != 0 {
+                            // The huge PMD was handled.
+                            if ret as c_long == HPAGE_PMD_NR {
+                                pages = pages.wrapping_add(HPAGE_PMD_NR);
+                                nr_huge_updates = nr_huge_updates.wrapping_add(1);
+                            }
+                            break;
+                        }
+                    }
+                    // Fall through: the huge PMD was just split.
+                }
+                let ret = self.change_pte_range(pmd);
+                if ret < 0 {
+                    // Again, as the C walker's `goto again`.
+                    val = pmd.get();
+                    continue;
+                }
+                pages = pages.wrapping_add(ret);
                 break;
             }
             pgtable::cond_resched();
@@ -281,43 +309,12 @@ impl<'a> Walk<'a, '_> {
         pages
     }
 
-    /// The body of `change_pmd_range()` for a PMD that is not none.
+    /// `change_pte_range()`: `-EAGAIN` if the PMD no longer maps a PTE table.
     ///
     /// Kept out of line: most PMDs of a sparse range are none, and the loop over them stays
-    /// small when the work for populated ones is a call away.
+    /// small when the work for a PTE table is a call away.
     #[inline(never)]
-    fn change_pmd(&mut self, pmd: &PmdSlot<'a>, nr_huge_updates: &mut usize) -> PmdDone {
-        if pmd.get_lockless().is_huge() {
-            if pmd.end() - pmd.addr() != HPAGE_PMD_SIZE || self.split {
-                pmd.split_huge();
-                // For file-backed, the pmd could have been cleared; make sure it is populated
-                // if necessary, then fall through to the PTE level.
-                let ret = self.prepare(|| pmd.alloc_pte());
-                if ret != 0 {
-                    return PmdDone::Failed(ret);
-                }
-            } else {
-                let ret = pmd.change_huge(self.tlb, self.newprot, self.cp_flags) as c_long;
-                if ret != 0 {
-                    // The huge PMD was handled.
-                    if ret == HPAGE_PMD_NR {
-                        *nr_huge_updates += 1;
-                        return PmdDone::Pages(HPAGE_PMD_NR);
-                    }
-                    return PmdDone::Pages(0);
-                }
-            }
-            // Fall through: the huge PMD was just split.
-        }
-        let ret = self.change_pte_range(pmd);
-        if ret < 0 {
-            return PmdDone::Again;
-        }
-        PmdDone::Pages(ret)
-    }
-
-    /// `change_pte_range()`: `-EAGAIN` if the PMD no longer maps a PTE table.
-    fn change_pte_range(&mut self, pmd: &PmdSlot<'a>) -> c_long {
+    fn change_pte_range(&mut self, pmd: PmdSlot<'a>) -> c_long {
         self.tlb.change_page_size(PAGE_SIZE);
         let Some(ptes) = pmd.map_lock() else {
             return EAGAIN;

@@ -496,6 +496,7 @@ macro_rules! slot_type {
         ///
         /// `ptr` points to the entry covering `[addr, end)` in a page-table page of the mm of
         /// `vma`; the page cannot be freed while `vma`'s lock is held, which it is for `'a`.
+        #[derive(Clone, Copy)]
         pub struct $slot<'a> {
             vma: &'a VmaRef,
             ptr: NonNull<$raw>,
