@@ -169,7 +169,7 @@ impl<'a> Walk<'a, '_> {
             let Some(p4ds) = pgd.p4ds() else {
                 continue;
             };
-            pages += self.change_p4d_range(p4ds);
+            pages = pages.wrapping_add(self.change_p4d_range(p4ds));
         }
         self.tlb.end_vma(self.vma);
         pages
@@ -186,7 +186,7 @@ impl<'a> Walk<'a, '_> {
             let Some(puds) = p4d.puds() else {
                 continue;
             };
-            pages += self.change_pud_range(puds, p4d.end());
+            pages = pages.wrapping_add(self.change_pud_range(puds, p4d.end()));
         }
         pages
     }
@@ -225,11 +225,11 @@ impl<'a> Walk<'a, '_> {
                     }
                     // The huge PUD was handled.
                     if ret == HPAGE_PUD_NR {
-                        pages += HPAGE_PUD_NR;
+                        pages = pages.wrapping_add(HPAGE_PUD_NR);
                     }
                     break;
                 }
-                pages += self.change_pmd_range(&pud, val);
+                pages = pages.wrapping_add(self.change_pmd_range(&pud, val));
                 break;
             }
         }
@@ -660,7 +660,7 @@ pub unsafe extern "C" fn rust_change_protection_range(
         cp_flags,
         populate,
         split,
-        soft_dirty: shared::vma_soft_dirty_enabled(vma),
+        soft_dirty: cfg!(CONFIG_MEM_SOFT_DIRTY) && shared::vma_soft_dirty_enabled(vma),
     };
     walk.change_protection_range(addr, end)
 }

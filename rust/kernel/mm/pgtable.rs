@@ -34,6 +34,7 @@ use crate::{
 };
 use core::{
     marker::{PhantomData, PhantomPinned},
+    mem::MaybeUninit,
     pin::Pin,
     ptr::NonNull,
 };
@@ -996,7 +997,8 @@ impl MmuGather<'_> {
 /// started, `mmu_notifier_invalidate_range_end()` runs exactly once, on every path out of the
 /// scope. The range stays pinned in place between start and end, as notifiers see its address.
 pub struct InvalidateRange {
-    range: bindings::mmu_notifier_range,
+    /// Initialised by [`Self::start`], as far as `mmu_notifier_range_init()` does.
+    range: MaybeUninit<bindings::mmu_notifier_range>,
     started: bool,
     _pin: PhantomPinned,
 }
@@ -1012,7 +1014,7 @@ impl InvalidateRange {
     #[inline]
     pub fn new() -> Self {
         InvalidateRange {
-            range: pin_init::zeroed(),
+            range: MaybeUninit::uninit(),
             started: false,
             _pin: PhantomPinned,
         }
@@ -1039,18 +1041,17 @@ impl InvalidateRange {
         if this.started {
             return;
         }
-        // SAFETY: `range` is ours; `vma`'s mm is live while its lock is held, which outlasts
+        let range = this.range.as_mut_ptr();
+        // SAFETY: `range` is ours and valid for writes (`owner` is written through the raw
+        // pointer, without a reference to the uninitialised struct); the C functions write the
+        // rest before reading it. `vma`'s mm is live while its lock is held, which outlasts
         // this guard in every caller (the guard is dropped before the walk returns).
         unsafe {
-            bindings::mmu_notifier_range_init(
-                &mut this.range,
-                event,
-                0,
-                vma.mm().as_raw(),
-                start,
-                end,
-            );
-            bindings::mmu_notifier_invalidate_range_start(&mut this.range);
+            // `mmu_notifier_range_init()` leaves `owner` alone, as the C walker's stack range;
+            // only `MMU_NOTIFY_MIGRATE` ranges are ever asked for it, but give it a value.
+            core::ptr::addr_of_mut!((*range).owner).write(core::ptr::null_mut());
+            bindings::mmu_notifier_range_init(range, event, 0, vma.mm().as_raw(), start, end);
+            bindings::mmu_notifier_invalidate_range_start(range);
         }
         this.started = true;
     }
@@ -1062,7 +1063,7 @@ impl Drop for InvalidateRange {
         if self.started {
             // SAFETY: The range was started by `start()` and has not moved since (pinned); it
             // is ended exactly once, here.
-            unsafe { bindings::mmu_notifier_invalidate_range_end(&mut self.range) };
+            unsafe { bindings::mmu_notifier_invalidate_range_end(self.range.as_mut_ptr()) };
         }
     }
 }
