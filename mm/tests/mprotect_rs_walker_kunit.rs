@@ -66,6 +66,7 @@ mod tests {
         Leaf {
             marker: bool,
             guard: bool,
+            migration_write: bool,
             uffd: bool,
         },
         /// Part of a huge PMD.
@@ -147,8 +148,14 @@ mod tests {
                 Entry::Leaf {
                     marker,
                     guard,
+                    migration_write,
                     uffd,
-                } => 2 | u64::from(marker) << 4 | u64::from(guard) << 5 | u64::from(uffd) << 6,
+                } => {
+                    2 | u64::from(marker) << 4
+                        | u64::from(guard) << 5
+                        | u64::from(migration_write) << 6
+                        | u64::from(uffd) << 7
+                }
                 Entry::Pmd { write } => 3 | u64::from(write) << 4,
                 Entry::Pud => 4,
             };
@@ -310,6 +317,7 @@ mod tests {
             Entry::Leaf {
                 marker: leaf.is_marker(),
                 guard: leaf.is_guard_marker(),
+                migration_write: leaf.is_migration_write(),
                 uffd: pte.swp_uffd(),
             }
         }
@@ -1094,6 +1102,101 @@ mod tests {
             for step in steps {
                 run.record(step)?;
             }
+            unmap(addr, len)
+        })?;
+        Ok(())
+    }
+
+    /// A small folio of the current mm held with its PTE replaced by a migration entry, as
+    /// migration does while it copies; dropping it restores the PTE, as a failed migration
+    /// does (`remove_migration_ptes()` with the folio as both source and destination).
+    struct Migrating(*mut bindings::folio);
+
+    impl Migrating {
+        fn start(addr: usize) -> Result<Self> {
+            let mut page: *mut bindings::page = ptr::null_mut();
+            // SAFETY: `addr` is in the current mm; on success `page` holds a reference.
+            if unsafe { bindings::get_user_pages_fast(addr, 1, 0, &mut page) } != 1 {
+                return Err(EFAULT);
+            }
+            // SAFETY: `page` is a referenced page, so its folio is live.
+            let folio = unsafe { bindings::page_folio(page) };
+            // SAFETY: `folio` is referenced; `try_to_migrate()` wants it locked, and a small
+            // anonymous folio that only this test maps has no other user of its lock.
+            unsafe {
+                bindings::folio_lock(folio);
+                bindings::try_to_migrate(folio, 0);
+            }
+            Ok(Migrating(folio))
+        }
+    }
+
+    impl Drop for Migrating {
+        fn drop(&mut self) {
+            // SAFETY: The folio is locked and referenced since `start()`; this restores its
+            // mappings from the migration entries, then unlocks and drops the reference.
+            unsafe {
+                bindings::remove_migration_ptes(self.0, self.0, 0);
+                bindings::folio_unlock(self.0);
+                bindings::folio_put(self.0);
+            }
+        }
+    }
+
+    /// Migration entries among private anonymous pages: `mprotect()` read-only turns the
+    /// writable migration entries readable (exclusive, for anonymous folios), so the restored
+    /// PTEs are read-only; read-write again, the write upgrade makes them writable, since the
+    /// pages stayed exclusive.
+    #[test]
+    fn anon_migration_entries() -> Result {
+        const NR: usize = 16;
+        const MIGRATING: core::ops::Range<usize> = 4..12;
+        under_each_walker(|run, rec| {
+            let len = NR * PAGE_SIZE;
+            let addr = mmap(len, 0)?;
+            let end = addr + len;
+            rec.set_base(addr);
+            madvise(addr, len, MADV_NOHUGEPAGE)?;
+            for i in 0..NR {
+                touch(addr + i * PAGE_SIZE, i as u8)?;
+            }
+            let migration = |write: bool| {
+                move |e: &Entry| {
+                    matches!(e, Entry::Leaf { migration_write, marker: false, .. }
+                        if *migration_write == write)
+                }
+            };
+            let mut held = KVec::new();
+            for i in MIGRATING {
+                held.push(Migrating::start(addr + i * PAGE_SIZE)?, GFP_KERNEL)?;
+            }
+            let migrating = snapshot(addr, end)?;
+            assert_eq!(count_entry(&migrating, migration(true)), MIGRATING.len());
+
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(count_entry(&ro, migration(false)), MIGRATING.len());
+            // Present PTEs count; migration entries already read-only do not.
+            run.count(change(addr, end, 0))?;
+            assert_eq!(run.counts[0], (NR - MIGRATING.len()) as c_long);
+
+            drop(held);
+            let restored = snapshot(addr, end)?;
+            let ro_pte = |e: &Entry| matches!(e, Entry::Pte { write: false, .. });
+            assert_eq!(count_entry(&restored, ro_pte), NR);
+
+            assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
+            let rw = snapshot(addr, end)?;
+            assert_eq!(
+                count_entry(&rw, |e| matches!(e, Entry::Pte { write: true, .. })),
+                NR
+            );
+            assert_eq!(peek(addr + 5 * PAGE_SIZE)?, 5);
+
+            run.record(migrating)?;
+            run.record(ro)?;
+            run.record(restored)?;
+            run.record(rw)?;
             unmap(addr, len)
         })?;
         Ok(())
