@@ -1251,10 +1251,10 @@ mod tests {
         Ok(lock.vma_lookup(addr).ok_or(EINVAL)?.end())
     }
 
-    /// One random case: a layout of holes, 4K pages (some with guard markers among them) and PMD
-    /// THPs, then one to four steps, each
-    /// an `mprotect()`, a `change_protection()` with random flags, or a write; after each step
-    /// the result and a digest of the page tables go into `run`.
+    /// One random case: a layout of holes, 4K pages (with guard markers and migration entries
+    /// among them) and PMD THPs, then one to four steps, each an `mprotect()`, a
+    /// `change_protection()` with random flags, or a write; after each step, and once the
+    /// migration entries are restored, the result and a digest of the page tables go into `run`.
     fn random_case(run: &mut Run, rec: &Recording, seed: u64) -> Result {
         const CHUNKS: usize = 4;
         const PAGES: usize = CHUNKS * PMD_SIZE / PAGE_SIZE;
@@ -1266,8 +1266,11 @@ mod tests {
         rec.set_base(addr);
         // The protection of each page, so that the case only writes where it may.
         let mut prot = KVec::from_elem(PROT_READ | PROT_WRITE, PAGES, GFP_KERNEL)?;
-        // Pages behind a guard marker, never to be touched.
-        let mut guard = KVec::from_elem(false, PAGES, GFP_KERNEL)?;
+        // Pages behind a guard marker or a migration entry, never to be touched (a fault on a
+        // migration entry would wait for the folio lock the case holds).
+        let mut untouchable = KVec::from_elem(false, PAGES, GFP_KERNEL)?;
+        // Folios held under migration entries until the case ends.
+        let mut migrating = KVec::new();
 
         for chunk in 0..CHUNKS {
             let base = addr + chunk * PMD_SIZE;
@@ -1275,8 +1278,11 @@ mod tests {
                 0 => {}
                 1 | 2 => {
                     madvise(base, PMD_SIZE, MADV_NOHUGEPAGE)?;
+                    let mut last_touched = 0;
                     for _ in 0..1 + rng.below(64) {
-                        touch(base + rng.below(PMD_SIZE / PAGE_SIZE) * PAGE_SIZE, 1)?;
+                        last_touched =
+                            chunk * (PMD_SIZE / PAGE_SIZE) + rng.below(PMD_SIZE / PAGE_SIZE);
+                        touch(addr + last_touched * PAGE_SIZE, 1)?;
                     }
                     if rng.below(2) == 0 {
                         // Guard markers over a few pages, touched or not.
@@ -1284,7 +1290,13 @@ mod tests {
                             chunk * (PMD_SIZE / PAGE_SIZE) + rng.below(PMD_SIZE / PAGE_SIZE - 16);
                         let n = 1 + rng.below(16);
                         madvise(addr + first * PAGE_SIZE, n * PAGE_SIZE, MADV_GUARD_INSTALL)?;
-                        guard[first..first + n].fill(true);
+                        untouchable[first..first + n].fill(true);
+                    }
+                    if rng.below(2) == 0 && !untouchable[last_touched] {
+                        // A migration entry in place of a present PTE.
+                        let held = Migrating::start(addr + last_touched * PAGE_SIZE)?;
+                        migrating.push(held, GFP_KERNEL)?;
+                        untouchable[last_touched] = true;
                     }
                 }
                 _ => {
@@ -1322,13 +1334,16 @@ mod tests {
                 }
                 _ => {
                     let page = rng.below(PAGES);
-                    if prot[page] & PROT_WRITE != 0 && !guard[page] {
+                    if prot[page] & PROT_WRITE != 0 && !untouchable[page] {
                         touch(addr + page * PAGE_SIZE, 3)?;
                     }
                 }
             }
             run.count(digest(&snapshot(addr, end)?))?;
         }
+        // Restore the migrating PTEs, then check what that left.
+        drop(migrating);
+        run.count(digest(&snapshot(addr, end)?))?;
         unmap(map, len)
     }
 
