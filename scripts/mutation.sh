@@ -18,14 +18,11 @@ cp "$walker" "$saved"
 restore() { cp "$saved" "$walker"; }
 trap 'restore; rm -f "$saved"' EXIT
 
-# name|python expression that turns the walker source `s` into the mutant.
+# name|python expression that turns the walker source `s` into the mutant;
+# sub(s, old, new) replaces the first `old` and fails if there is none.
 mutations=(
-"notifier started per PMD instead of per PUD|s.replace('''                range.as_mut().start(''', '''                let _ = (&mut range,''', 1).replace('''                if pmd.get().none() {
-                    break;
-                }
-''', '''                if pmd.get().none() {
-                    break;
-                }
+"notifier started per PMD instead of per PUD|sub(sub(s, '''                range.as_mut().start(''', '''                let _ = (&mut range,'''), '''
+                if pmd.get_lockless().is_huge() {''', '''
                 let mut range = core::pin::pin!(InvalidateRange::new());
                 range.as_mut().start(
                     self.vma,
@@ -33,16 +30,16 @@ mutations=(
                     pmd.addr(),
                     pmd.end(),
                 );
-''', 1)"
-"notifier end skipped on the populate error path|s.replace('''                    pages = ret;
+                if pmd.get_lockless().is_huge() {''')"
+"notifier end skipped on the populate error path|sub(s, '''                    pages = ret;
                     break 'puds;''', '''                    pages = ret;
                     // SAFETY: Mutant: overwrites the started range without ending it.
                     unsafe { core::ptr::write(range.as_mut().get_unchecked_mut(), InvalidateRange::new()) };
-                    break 'puds;''', 1)"
-"partial PUD not split|s.replace('''if pud.end() - pud.addr() != PUD_SIZE || self.split {''', '''if pud.end() - pud.addr() > PUD_SIZE || self.split {''', 1)"
-"write upgrade ignoring PageAnonExclusive|s.replace('''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, exclusive);''', '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, true);''', 1)"
-"uffd-wp marker not installed in none PTEs|s.replace('''ptes.set(idx, Pte::uffd_wp_marker());''', '''let _ = Pte::uffd_wp_marker();''', 1)"
-"page count off by one|s.replace('''*pages += nr as c_long;''', '''*pages += nr as c_long + 1;''', 1)"
+                    break 'puds;''')"
+"partial PUD not split|sub(s, '''if pud.end() - pud.addr() != PUD_SIZE || self.split {''', '''if pud.end() - pud.addr() > PUD_SIZE || self.split {''')"
+"write upgrade ignoring PageAnonExclusive|sub(s, '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, exclusive);''', '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, true);''')"
+"uffd-wp marker not installed in none PTEs|sub(s, '''ptes.set(idx, Pte::uffd_wp_marker());''', '''let _ = Pte::uffd_wp_marker();''')"
+"page count off by one|sub(s, '''*pages = pages.wrapping_add(nr as c_long);''', '''*pages = pages.wrapping_add(nr as c_long + 1);''')"
 )
 
 # MUTATIONS="1 3" runs only those (numbered from 1).
@@ -61,6 +58,14 @@ for m in "${mutations[@]}"; do
 import sys
 p, expr = sys.argv[1], sys.argv[2]
 s = open(p).read()
+
+
+def sub(text, old, new):
+    if old not in text:
+        sys.exit(1)
+    return text.replace(old, new, 1)
+
+
 t = eval(expr)
 if t == s:
     sys.exit(1)
