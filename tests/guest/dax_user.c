@@ -55,8 +55,12 @@ static size_t check_data(void)
 	return bad;
 }
 
-/* Fault in the whole device: one fault per GiB if it is PUD-mapped. */
-static int test_pud_fault(void)
+/*
+ * Writes the pattern over the whole device and checks that it took at most
+ * one fault per GiB (PUD-mapped) and that the data reads back; @name labels
+ * the fault count it prints.
+ */
+static int fill_pud_mapped(const char *name)
 {
 	long before = minflt();
 	long faults;
@@ -64,10 +68,16 @@ static int test_pud_fault(void)
 	for (size_t i = 0; i < len / PAGE; i++)
 		map[i * PAGE] = pattern(i);
 	faults = minflt() - before;
-	printf("    # pud_fault: %ld faults for %zu GiB\n", faults, len / PUD);
+	printf("    # %s: %ld faults for %zu GiB\n", name, faults, len / PUD);
 	CHECK(faults <= (long)(len / PUD) + 2);
 	CHECK(check_data() == 0);
 	return 0;
+}
+
+/* Fault in the whole device: one fault per GiB if it is PUD-mapped. */
+static int test_pud_fault(void)
+{
+	return fill_pud_mapped("pud_fault");
 }
 
 /* The whole range read-only: change_huge_pud() on every leaf. */
@@ -84,17 +94,8 @@ static int test_pud_readonly(void)
 /* Back to read-write: writes work again, data intact, still PUD-mapped. */
 static int test_pud_readwrite(void)
 {
-	long before, faults;
-
 	CHECK(mprotect(map, len, PROT_READ | PROT_WRITE) == 0);
-	before = minflt();
-	for (size_t i = 0; i < len / PAGE; i++)
-		map[i * PAGE] = pattern(i);
-	faults = minflt() - before;
-	printf("    # pud_readwrite: %ld faults for %zu GiB\n", faults, len / PUD);
-	CHECK(faults <= (long)(len / PUD) + 2);
-	CHECK(check_data() == 0);
-	return 0;
+	return fill_pud_mapped("pud_readwrite");
 }
 
 /* PROT_NONE: reads fault; read-write again keeps the data. */
