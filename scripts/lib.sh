@@ -33,5 +33,5 @@ export RUST_LIB_SRC=${RUST_LIB_SRC:-$(mprs_rust_lib_src)}
 # of tests/qemu/args and the kernel command line.  memmap= turns the 1 GiB of
 # RAM at 4 GiB (above the PCI hole of a 4 GiB pc machine) into soft-reserved
 # memory, which dax_hmem makes a device-DAX device.
-MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init quiet kunit.enable=0 panic=-1 memmap=1G%4G+0xefffffff"
+MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init quiet kunit.filter_glob=mprotect_rs_dax panic=-1 memmap=1G%4G+0xefffffff"
 mprs_qemu_args() { grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d'; }

@@ -31,6 +31,7 @@ mod tests {
         },
         page::{PAGE_SHIFT, PAGE_SIZE},
         prelude::*,
+        str::CString,
         uaccess::{UserPtr, UserSlice},
         uapi::{
             MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_NORESERVE,
@@ -72,7 +73,7 @@ mod tests {
         /// Part of a huge PMD.
         Pmd { write: bool },
         /// Part of a huge PUD.
-        Pud,
+        Pud { write: bool, present: bool },
     }
 
     /// One MMU notifier invalidation of the mprotect kind (`MMU_NOTIFY_PROTECTION_VMA`).
@@ -157,7 +158,9 @@ mod tests {
                         | u64::from(uffd) << 7
                 }
                 Entry::Pmd { write } => 3 | u64::from(write) << 4,
-                Entry::Pud => 4,
+                Entry::Pud { write, present } => {
+                    4 | u64::from(write) << 4 | u64::from(present) << 5
+                }
             };
             h = fnv(h, &[w]);
         }
@@ -354,7 +357,14 @@ mod tests {
                     for pud in puds {
                         let val = pud.get();
                         let Some(pmds) = pud.pmds(val) else {
-                            let e = if val.none() { Entry::None } else { Entry::Pud };
+                            let e = if val.none() {
+                                Entry::None
+                            } else {
+                                Entry::Pud {
+                                    write: val.write(),
+                                    present: val.present(),
+                                }
+                            };
                             push_n(&mut out, e, pud.addr(), pud.end())?;
                             continue;
                         };
@@ -1202,6 +1212,82 @@ mod tests {
         Ok(())
     }
 
+    /// The child of [`fork_and_reap`]: leaves at once, which drops its copy of the mm.
+    extern "C" fn fork_child(_: *mut c_void) -> c_int {
+        // SAFETY: The child owns nothing that needs releasing before it exits.
+        unsafe { bindings::do_exit(0) }
+    }
+
+    /// Forks the current task, as fork() does (the child gets a copy of the mm), and returns
+    /// once the child has released it again (`CLONE_VFORK`): the parent's private anonymous
+    /// pages are then no longer exclusive and their PTEs are write-protected.
+    fn fork_and_reap() -> Result {
+        let mut args = bindings::kernel_clone_args {
+            flags: u64::from(bindings::CLONE_VFORK | bindings::CLONE_UNTRACED),
+            exit_signal: bindings::SIGCHLD as c_int,
+            fn_: Some(fork_child),
+            ..Default::default()
+        };
+        // SAFETY: `args` asks for a child that copies the current (KUnit-owned) mm, runs
+        // `fork_child()`, which exits, and is reaped by the kernel: KUnit's kthreads ignore
+        // SIGCHLD.
+        let pid = unsafe { bindings::kernel_clone(&mut args) };
+        if pid < 0 {
+            return Err(Error::from_errno(pid));
+        }
+        Ok(())
+    }
+
+    /// Private anonymous pages that a fork shared: no longer exclusive, so the write upgrade
+    /// must leave them read-only, while the pages written since (copied, or reused once the
+    /// child has gone) are exclusive again and become writable.
+    #[test]
+    fn anon_shared_after_fork() -> Result {
+        const NR: usize = 32;
+        under_each_walker(|run, rec| {
+            let len = NR * PAGE_SIZE;
+            let addr = mmap(len, 0)?;
+            let end = addr + len;
+            rec.set_base(addr);
+            madvise(addr, len, MADV_NOHUGEPAGE)?;
+            for i in 0..NR {
+                touch(addr + i * PAGE_SIZE, i as u8)?;
+            }
+            fork_and_reap()?;
+            let forked = snapshot(addr, end)?;
+            let ro_pte = |e: &Entry| matches!(e, Entry::Pte { write: false, .. });
+            assert_eq!(count_entry(&forked, ro_pte), NR);
+            // Write the even pages again: each gets an exclusive page.
+            for i in (0..NR).step_by(2) {
+                touch(addr + i * PAGE_SIZE, 0x80 | i as u8)?;
+            }
+
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(count_entry(&ro, ro_pte), NR);
+
+            // Read-write with the write upgrade: only the exclusive (even) pages.
+            assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
+            let rw = snapshot(addr, end)?;
+            let writable = |e: &Entry| matches!(e, Entry::Pte { write: true, .. });
+            assert_eq!(count_entry(&rw, writable), NR / 2);
+            assert!(rw.iter().step_by(2).all(writable));
+            run.count(change(addr, end, TRY_CHANGE_WRITABLE))?;
+            assert_eq!(run.counts[0], NR as c_long);
+            let upgraded = snapshot(addr, end)?;
+            assert_eq!(count_entry(&upgraded, writable), NR / 2);
+            assert_eq!(peek(addr)?, 0x80);
+            assert_eq!(peek(addr + PAGE_SIZE)?, 1);
+
+            run.record(forked)?;
+            run.record(ro)?;
+            run.record(rw)?;
+            run.record(upgraded)?;
+            unmap(addr, len)
+        })?;
+        Ok(())
+    }
+
     /// A small xorshift generator, so a failing case can be replayed from its seed.
     struct Rng(u64);
 
@@ -1243,6 +1329,37 @@ mod tests {
         (cases, seed)
     }
 
+    /// Whether the page mapped at `addr` in the current mm belongs to a large folio.
+    fn in_large_folio(addr: usize) -> Result<bool> {
+        let mut page: *mut bindings::page = ptr::null_mut();
+        // SAFETY: `addr` is in the current mm; on success `page` holds a reference.
+        if unsafe { bindings::get_user_pages_fast(addr, 1, 0, &mut page) } != 1 {
+            return Err(EFAULT);
+        }
+        // SAFETY: `page` is referenced, so its folio is live until the reference is dropped.
+        Ok(unsafe {
+            let folio = bindings::page_folio(page);
+            let large = bindings::folio_test_large(folio);
+            bindings::folio_put(folio);
+            large
+        })
+    }
+
+    /// Prints a diagnostic line as `kunit_info()` does: to the kernel log, and to the test's
+    /// log, which `/sys/kernel/debug/kunit/<suite>/results` shows.
+    fn diag(args: core::fmt::Arguments<'_>) {
+        kernel::kunit::info(args);
+        let Ok(line) = CString::try_from_fmt(args) else {
+            return;
+        };
+        // SAFETY: Called from a KUnit test case, so the current test is valid; the format
+        // takes one NUL-terminated string.
+        unsafe {
+            let test = bindings::kunit_get_current_test();
+            bindings::kunit_log_append((*test).log, c"%s".as_char_ptr(), line.as_char_ptr());
+        }
+    }
+
     /// The end of the VMA holding `addr` in the current mm.
     fn vma_end(addr: usize) -> Result<usize> {
         let current = kernel::current!();
@@ -1252,9 +1369,10 @@ mod tests {
     }
 
     /// One random case: a layout of holes, 4K pages (with guard markers and migration entries
-    /// among them) and PMD THPs, then one to four steps, each an `mprotect()`, a
-    /// `change_protection()` with random flags, or a write; after each step, and once the
-    /// migration entries are restored, the result and a digest of the page tables go into `run`.
+    /// among them), 64K mTHP folios (with `thp_anon=64K:madvise`) and PMD THPs, then one to
+    /// four steps, each an `mprotect()`, a `change_protection()` with random flags, or a write;
+    /// after each step, and once the migration entries are restored, the result and a digest of
+    /// the page tables go into `run`. The addresses of mTHP folios found go into `run`'s marks.
     fn random_case(run: &mut Run, rec: &Recording, seed: u64) -> Result {
         const CHUNKS: usize = 4;
         const PAGES: usize = CHUNKS * PMD_SIZE / PAGE_SIZE;
@@ -1274,8 +1392,23 @@ mod tests {
 
         for chunk in 0..CHUNKS {
             let base = addr + chunk * PMD_SIZE;
-            match rng.below(4) {
+            match rng.below(5) {
                 0 => {}
+                3 => {
+                    // A PTE table first, so that the faults below stay at the PTE level,
+                    // where MADV_HUGEPAGE gives mTHP folios.
+                    madvise(base, PMD_SIZE, MADV_NOHUGEPAGE)?;
+                    touch(base, 4)?;
+                    madvise(base, PMD_SIZE, MADV_HUGEPAGE)?;
+                    let mut last = base;
+                    for _ in 0..1 + rng.below(8) {
+                        last = base + rng.below(PMD_SIZE / PAGE_SIZE) * PAGE_SIZE;
+                        touch(last, 5)?;
+                    }
+                    if in_large_folio(last)? {
+                        run.mark(last)?;
+                    }
+                }
                 1 | 2 => {
                     madvise(base, PMD_SIZE, MADV_NOHUGEPAGE)?;
                     let mut last_touched = 0;
@@ -1353,7 +1486,7 @@ mod tests {
     #[test]
     fn random_differential() -> Result {
         let (cases, seed) = random_params();
-        kernel::kunit::info(fmt!(
+        diag(fmt!(
             "    # random_differential: {cases} cases, seed {seed}\n"
         ));
         // Both walkers run every case, so a difference shows up in the digests; replaying one
@@ -1370,7 +1503,13 @@ mod tests {
             }
             Ok(())
         });
-        if all.is_ok() {
+        if let Ok(rust) = &all {
+            // The layouts must have had mTHP folios: scripts/kunit.sh enables them.
+            diag(fmt!(
+                "    # random_differential: {} chunks of mTHP folios\n",
+                rust.marks.len()
+            ));
+            assert!(cases < 100 || !rust.marks.is_empty());
             return Ok(());
         }
         for case in 0..cases as u64 {
@@ -1453,5 +1592,344 @@ mod tests {
         let name = unsafe { CStr::from_char_ptr(bindings::mprotect_walker_name()) };
         assert_eq!(name.to_bytes(), b"rust");
         Ok(())
+    }
+
+    /// 1 GiB device-DAX PUD leaves under both walkers: the KUnit suite `mprotect_rs_dax`.
+    ///
+    /// The device needs a 1 GiB alignment, which only its sysfs attribute sets, so this suite
+    /// runs after boot: `tests/guest/init` (`make test`) sets the device up, then starts the
+    /// suite through `/sys/kernel/debug/kunit/mprotect_rs_dax/run`. Run during boot, with the
+    /// other suites, it skips.
+    ///
+    /// The suite is written out rather than made by `#[kunit_tests]`, for its `suite_init`: a
+    /// case that skipped itself during boot would stay skipped on every later run (KUnit takes
+    /// it for one that a filter left out), a suite that skipped as a whole does not.
+    mod dax {
+        use super::*;
+        use core::{cell::Cell, sync::atomic::AtomicPtr};
+
+        /// KUnit's `assert!` for this suite's cases, as `#[kunit_tests]` defines it.
+        macro_rules! assert {
+            ($cond:expr $(,)?) => {{
+                kernel::kunit_assert!("mprotect_rs_dax", c"mprotect_rs_walker_kunit.rs", 0, $cond);
+            }};
+        }
+
+        /// KUnit's `assert_eq!` for this suite's cases, as `#[kunit_tests]` defines it.
+        macro_rules! assert_eq {
+            ($left:expr, $right:expr $(,)?) => {{
+                kernel::kunit_assert_eq!(
+                    "mprotect_rs_dax",
+                    c"mprotect_rs_walker_kunit.rs",
+                    0,
+                    $left,
+                    $right
+                );
+            }};
+        }
+
+        const DEVICE: &CStr = c"/dev/dax0.0";
+        const PAGES: usize = PUD_SIZE / PAGE_SIZE;
+        /// The scenarios write, and read back, one byte every this many pages.
+        const STRIDE: usize = 1024;
+
+        /// Whether boot is over: during boot no user space has set the device up yet.
+        fn booted() -> bool {
+            // SAFETY: `system_state` is a plain enum that only moves forward; a racy read
+            // sees an old or a new state, both valid.
+            let state = unsafe { ptr::read_volatile(ptr::addr_of!(bindings::system_state)) };
+            state == bindings::system_states_SYSTEM_RUNNING
+        }
+
+        /// The device, opened by [`suite_init`] and closed by [`suite_exit`].
+        static DEVICE_FILE: AtomicPtr<bindings::file> = AtomicPtr::new(ptr::null_mut());
+
+        /// The suite's `suite_init`: skips the suite during boot, else opens the device.
+        ///
+        /// It runs in the task that started the suite, whose root is that of user space: the
+        /// cases run in kthreads, and those resolve paths from an empty root.
+        ///
+        /// # Safety
+        ///
+        /// Called by KUnit with the suite it is about to run.
+        unsafe extern "C" fn suite_init(suite: *mut bindings::kunit_suite) -> c_int {
+            if !booted() {
+                const WHY: &[u8] = b"runs after boot, once tests/guest/init set up the device";
+                // SAFETY: See the function's safety requirements; nothing else touches the
+                // suite while it runs.
+                let suite = unsafe { &mut *suite };
+                for (d, s) in suite.status_comment.iter_mut().zip(WHY) {
+                    *d = *s;
+                }
+                suite.status = bindings::kunit_status_KUNIT_SKIPPED;
+                return 0;
+            }
+            // SAFETY: `DEVICE` is a NUL-terminated path.
+            let file =
+                unsafe { bindings::filp_open(DEVICE.as_char_ptr(), bindings::O_RDWR as c_int, 0) };
+            match kernel::error::from_err_ptr(file) {
+                Ok(file) => {
+                    DEVICE_FILE.store(file, Ordering::Release);
+                    0
+                }
+                Err(e) => {
+                    pr_err!("cannot open {DEVICE}: {e:?}\n");
+                    e.to_errno()
+                }
+            }
+        }
+
+        /// The suite's `suite_exit`: closes the device.
+        ///
+        /// # Safety
+        ///
+        /// Called by KUnit once the suite's cases have run.
+        unsafe extern "C" fn suite_exit(_: *mut bindings::kunit_suite) {
+            let file = DEVICE_FILE.swap(ptr::null_mut(), Ordering::AcqRel);
+            if !file.is_null() {
+                // SAFETY: Drops the reference that `filp_open()` returned in `suite_init()`.
+                unsafe { bindings::fput(file) };
+            }
+        }
+
+        /// # Safety
+        ///
+        /// Called by KUnit, as a test case.
+        unsafe extern "C" fn run_pud_full_partial(_: *mut bindings::kunit) {
+            let ret = pud_full_partial();
+            if let Err(e) = ret {
+                pr_err!("pud_full_partial: {e:?}\n");
+            }
+            assert!(ret.is_ok());
+        }
+
+        /// # Safety
+        ///
+        /// Called by KUnit, as a test case.
+        unsafe extern "C" fn run_pud_random(_: *mut bindings::kunit) {
+            let ret = pud_random();
+            if let Err(e) = ret {
+                pr_err!("pud_random: {e:?}\n");
+            }
+            assert!(ret.is_ok());
+        }
+
+        static mut TEST_CASES: [bindings::kunit_case; 3] = [
+            kernel::kunit::kunit_case(c"pud_full_partial", run_pud_full_partial),
+            kernel::kunit::kunit_case(c"pud_random", run_pud_random),
+            // SAFETY: All-zero is the case that ends the array.
+            unsafe { core::mem::zeroed() },
+        ];
+
+        static mut SUITE: bindings::kunit_suite = bindings::kunit_suite {
+            name: {
+                const NAME: &[u8] = b"mprotect_rs_dax";
+                let mut name = [0; 256];
+                let mut i = 0;
+                while i < NAME.len() {
+                    name[i] = NAME[i];
+                    i += 1;
+                }
+                name
+            },
+            test_cases: ptr::addr_of_mut!(TEST_CASES).cast(),
+            suite_init: Some(suite_init),
+            suite_exit: Some(suite_exit),
+            // SAFETY: All-zero is valid for the other fields: no callbacks, no attributes, no
+            // log yet, and the status `KUNIT_SUCCESS` (0) that KUnit starts a suite with.
+            ..unsafe { core::mem::zeroed() }
+        };
+
+        // KUnit runs the suites listed in this section, as `kunit_unsafe_test_suite!` does.
+        #[used(compiler)]
+        #[link_section = ".kunit_test_suites"]
+        static mut SUITE_ENTRY: *const bindings::kunit_suite = ptr::addr_of!(SUITE);
+
+        /// Maps the whole device (1 GiB, shared) into the current mm, 1 GiB-aligned.
+        fn map_device() -> Result<usize> {
+            let file = DEVICE_FILE.load(Ordering::Acquire);
+            if file.is_null() {
+                return Err(ENODEV);
+            }
+            // SAFETY: Called from a KUnit test case, so the current test is valid; `file` is
+            // open until `suite_exit()`, and the mapping takes a reference of its own.
+            let addr = unsafe {
+                bindings::kunit_vm_mmap(
+                    bindings::kunit_get_current_test(),
+                    file,
+                    0,
+                    PUD_SIZE,
+                    (PROT_READ | PROT_WRITE) as usize,
+                    MAP_SHARED as usize,
+                    0,
+                )
+            };
+            if addr == 0 {
+                return Err(ENOMEM);
+            }
+            // `vm_mmap()` returns an error as a negative errno.
+            if addr > usize::MAX - bindings::MAX_ERRNO as usize {
+                let e = Error::from_errno(addr as c_int);
+                pr_err!("cannot map {DEVICE}: {e:?}\n");
+                return Err(e);
+            }
+            if addr % PUD_SIZE != 0 {
+                pr_err!("{DEVICE} mapped at {addr:#x}, not 1 GiB-aligned\n");
+                unmap(addr, PUD_SIZE)?;
+                return Err(EINVAL);
+            }
+            Ok(addr)
+        }
+
+        fn pattern(k: usize, salt: u8) -> u8 {
+            (k as u8).wrapping_mul(13) ^ salt
+        }
+
+        /// Writes the pattern, one byte every [`STRIDE`] pages: the first write faults the
+        /// PUD leaf in.
+        fn fill(addr: usize, salt: u8) -> Result {
+            for k in 0..PAGES / STRIDE {
+                touch(addr + k * STRIDE * PAGE_SIZE, pattern(k, salt))?;
+            }
+            Ok(())
+        }
+
+        /// The number of pattern bytes that do not read back.
+        fn bad_bytes(addr: usize, salt: u8) -> Result<usize> {
+            let mut bad = 0;
+            for k in 0..PAGES / STRIDE {
+                bad += usize::from(peek(addr + k * STRIDE * PAGE_SIZE)? != pattern(k, salt));
+            }
+            Ok(bad)
+        }
+
+        fn is_pud(write: bool) -> impl Fn(&Entry) -> bool {
+            move |e| {
+                *e == Entry::Pud {
+                    write,
+                    present: true,
+                }
+            }
+        }
+
+        /// The whole PUD leaf read-only (change_huge_pud(); a write faults, the data stays),
+        /// `PROT_NONE` (a read faults), read-write again; then a one-page change inside the
+        /// leaf, which splits it (for device-DAX: unmaps it) and retries, so that the next
+        /// access faults the leaf in again, data intact.
+        fn pud_full_partial() -> Result {
+            let salt = Cell::new(0u8);
+            let rust = under_each_walker(|run, rec| {
+                // Each walker writes its own pattern, so a stale one cannot pass.
+                salt.set(salt.get().wrapping_add(0x5b));
+                let s = salt.get();
+                let addr = map_device()?;
+                let end = addr + PUD_SIZE;
+                rec.set_base(addr);
+                fill(addr, s)?;
+                let faulted = snapshot(addr, end)?;
+                // The scenario needs a PUD leaf; without one it tests nothing.
+                assert!(faulted.iter().all(is_pud(true)));
+
+                assert_eq!(mprotect(addr, PUD_SIZE, PROT_READ), 0);
+                let ro = snapshot(addr, end)?;
+                assert!(ro.iter().all(is_pud(false)));
+                assert!(touch(addr, 0).is_err());
+                assert_eq!(bad_bytes(addr, s)?, 0);
+                run.count(change(addr, end, 0))?;
+                assert_eq!(run.counts[0], PAGES as c_long);
+
+                assert_eq!(mprotect(addr, PUD_SIZE, PROT_NONE), 0);
+                let none = snapshot(addr, end)?;
+                assert!(none
+                    .iter()
+                    .all(|e| matches!(e, Entry::Pud { write: false, .. })));
+                assert!(peek(addr).is_err());
+
+                assert_eq!(mprotect(addr, PUD_SIZE, PROT_READ | PROT_WRITE), 0);
+                let rw = snapshot(addr, end)?;
+                assert!(rw.iter().all(is_pud(true)));
+
+                run.count(change(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, 0))?;
+                assert_eq!(run.counts[1], 0);
+                let split = snapshot(addr, end)?;
+                assert!(split.iter().all(|e| *e == Entry::None));
+                assert_eq!(bad_bytes(addr, s)?, 0);
+                let refaulted = snapshot(addr, end)?;
+                assert!(refaulted
+                    .iter()
+                    .all(|e| matches!(e, Entry::Pud { present: true, .. })));
+
+                for snap in [faulted, ro, none, rw, split, refaulted] {
+                    run.count(digest(&snap))?;
+                }
+                unmap(addr, PUD_SIZE)
+            })?;
+            // Read-only, the direct change, PROT_NONE, read-write and the split: one start
+            // and one end each.
+            assert_eq!(rust.inval_total, 2 * 5);
+            assert_eq!(
+                rust.invals[8],
+                Inval::Start {
+                    start: PAGE_SIZE,
+                    end: 2 * PAGE_SIZE
+                }
+            );
+            Ok(())
+        }
+
+        /// Random sequences over the PUD leaf, replayed under both walkers from the printed
+        /// seed: `mprotect()` of the whole device, `change_protection()` with random flags on
+        /// the whole leaf, on PMD-aligned ranges or on single pages (both split it), and
+        /// accesses, which fault it in again.
+        fn pud_random() -> Result {
+            const STEPS: usize = 64;
+            let (_, seed) = random_params();
+            diag(fmt!("    # pud_random: {STEPS} steps, seed {seed}\n"));
+            let rust = under_each_walker(|run, rec| {
+                let mut rng = Rng(seed | 1);
+                let addr = map_device()?;
+                let end = addr + PUD_SIZE;
+                rec.set_base(addr);
+                let mut prot = PROT_READ | PROT_WRITE;
+                let mut leaves = 0;
+                for _ in 0..STEPS {
+                    match rng.below(3) {
+                        0 => {
+                            let p = [PROT_READ, PROT_READ | PROT_WRITE, PROT_NONE][rng.below(3)];
+                            run.count(mprotect(addr, PUD_SIZE, p))?;
+                            prot = p;
+                        }
+                        1 => {
+                            let unit = [PUD_SIZE, PMD_SIZE, PAGE_SIZE][rng.below(3)];
+                            let first = rng.below(PUD_SIZE / unit);
+                            let last = first + 1 + rng.below(PUD_SIZE / unit - first);
+                            let flags = match rng.below(3) {
+                                0 if prot & PROT_WRITE != 0 => TRY_CHANGE_WRITABLE,
+                                1 if prot != PROT_NONE => PROT_NUMA,
+                                _ => 0,
+                            };
+                            run.count(change(addr + first * unit, addr + last * unit, flags))?;
+                        }
+                        _ => {
+                            let at = addr + rng.below(PAGES) * PAGE_SIZE;
+                            let ok = if prot & PROT_WRITE != 0 {
+                                touch(at, 1).is_ok()
+                            } else {
+                                peek(at).is_ok()
+                            };
+                            assert_eq!(ok, prot != PROT_NONE);
+                        }
+                    }
+                    let snap = snapshot(addr, end)?;
+                    leaves += usize::from(matches!(snap[0], Entry::Pud { .. }));
+                    run.count(digest(&snap))?;
+                }
+                run.mark(leaves)?;
+                unmap(addr, PUD_SIZE)
+            })?;
+            // A sequence that never had a leaf would test nothing.
+            assert!(rust.marks[0] > 0);
+            Ok(())
+        }
     }
 }

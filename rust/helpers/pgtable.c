@@ -216,6 +216,16 @@ __rust_helper bool rust_helper_pud_leaf(pud_t pud)
 	return pud_leaf(pud);
 }
 
+__rust_helper bool rust_helper_pud_present(pud_t pud)
+{
+	return pud_present(pud);
+}
+
+__rust_helper bool rust_helper_pud_write(pud_t pud)
+{
+	return pud_write(pud);
+}
+
 __rust_helper bool rust_helper_pmd_none(pmd_t pmd)
 {
 	return pmd_none(pmd);

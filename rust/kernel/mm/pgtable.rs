@@ -140,6 +140,10 @@ entry_predicates!(Pud {
     leaf => pud_leaf;
     /// `pud_bad()`.
     bad => pud_bad;
+    /// `pud_present()`.
+    present => pud_present;
+    /// `pud_write()`.
+    write => pud_write;
 });
 
 entry_predicates!(Pmd {
@@ -472,7 +476,8 @@ macro_rules! slot_range {
                 let next = unsafe { bindings::$addr_end(self.addr, self.end) };
                 // INVARIANT: `[addr, end)` lies within the range that the table covers (it was
                 // clamped to the entry one level up when this iterator was made), so `ptr`
-                // points into the table; `next` never passes `end`.
+                // points into the table; `next` never passes `end`, and is above `addr` since
+                // `addr < end`.
                 let slot = $slot {
                     vma: self.vma,
                     // SAFETY: `ptr` points into a live table, see above.
@@ -495,8 +500,9 @@ macro_rules! slot_type {
         ///
         /// # Invariants
         ///
-        /// `ptr` points to the entry covering `[addr, end)` in a page-table page of the mm of
-        /// `vma`; the page cannot be freed while `vma`'s lock is held, which it is for `'a`.
+        /// `addr < end`, and `ptr` points to the entry covering `[addr, end)` in a page-table
+        /// page of the mm of `vma`; the page cannot be freed while `vma`'s lock is held, which
+        /// it is for `'a`.
         #[derive(Clone, Copy)]
         pub struct $slot<'a> {
             vma: &'a VmaRef,
@@ -522,6 +528,15 @@ macro_rules! slot_type {
             #[inline]
             pub fn as_ptr(&self) -> *mut $raw {
                 self.ptr.as_ptr()
+            }
+
+            /// Tells the compiler that `addr < end` (the type invariant), so that the first
+            /// step of a range made from this slot needs no test, as in the C walkers' do-while
+            /// loops.
+            #[inline(always)]
+            fn assume_nonempty(&self) {
+                // SAFETY: `addr < end` by the type invariant.
+                unsafe { core::hint::assert_unchecked(self.addr < self.end) };
             }
 
             /// Reads the entry.
@@ -630,6 +645,7 @@ impl<'a> PgdSlot<'a> {
         if unsafe { bindings::pgd_none_or_clear_bad(self.ptr.as_ptr()) } {
             return None;
         }
+        self.assume_nonempty();
         Some(P4dRange {
             vma: self.vma,
             // SAFETY: The entry is a table entry (checked above), so `p4d_offset()` is the entry
@@ -658,6 +674,7 @@ impl<'a> P4dSlot<'a> {
         if unsafe { bindings::p4d_none_or_clear_bad(self.ptr.as_ptr()) } {
             return None;
         }
+        self.assume_nonempty();
         Some(PudRange {
             vma: self.vma,
             // SAFETY: The entry is a table entry (checked above).
@@ -686,6 +703,7 @@ impl<'a> PudSlot<'a> {
         if pud.none() || pud.leaf() {
             return None;
         }
+        self.assume_nonempty();
         Some(PmdRange {
             vma: self.vma,
             // SAFETY: The entry is a table entry (checked above); table entries above the PTE
@@ -784,6 +802,7 @@ impl<'a> PmdSlot<'a> {
             )
         };
         let first = NonNull::new(pte)?;
+        self.assume_nonempty();
         // INVARIANT: the PTEs of `[addr, end)` are mapped and locked until drop; the range lies
         // within one PMD, so `len` entries from `first` are in the table.
         Some(PteTable {
@@ -791,7 +810,7 @@ impl<'a> PmdSlot<'a> {
             first,
             ptl,
             addr: self.addr,
-            len: (self.end - self.addr) >> PAGE_SHIFT,
+            len: self.end.wrapping_sub(self.addr) >> PAGE_SHIFT,
         })
     }
 }
