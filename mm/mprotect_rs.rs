@@ -124,28 +124,45 @@ mod shared {
 }
 
 /// One call of the walker: what stays the same over the whole range.
-struct Walk<'a, 'g> {
-    tlb: &'g mut MmuGather<'a>,
+struct Walk<'a> {
+    tlb: MmuGather<'a>,
     vma: &'a VmaRef,
     newprot: PgProt,
     cp_flags: c_ulong,
-    /// `pgtable_populate_needed()`.
-    populate: bool,
-    /// `pgtable_split_needed()`.
-    split: bool,
     /// `vma_soft_dirty_enabled()`: the VMA's flags do not change under its lock, so this is
-    /// read once rather than per entry.
+    /// read once rather than per entry. Use [`Walk::soft_dirty`].
     soft_dirty: bool,
 }
 
-impl<'a> Walk<'a, '_> {
+impl<'a> Walk<'a> {
+    #[inline(always)]
     fn has(&self, flags: c_ulong) -> bool {
         self.cp_flags & flags != 0
     }
 
+    /// `pgtable_populate_needed()`. Like the C walker, asked again where it is needed rather
+    /// than kept: without uffd-wp that is one test of `cp_flags`.
+    #[inline(always)]
+    fn populate(&self) -> bool {
+        self.has(MM_CP_UFFD_WP) && vma::userfaultfd_wp_use_markers(self.vma)
+    }
+
+    /// `pgtable_split_needed()`, asked only where a huge entry is found.
+    #[inline(always)]
+    fn split(&self) -> bool {
+        self.has(MM_CP_UFFD_WP | MM_CP_UFFD_RWP) && !vma::is_anonymous(self.vma)
+    }
+
+    /// Whether soft-dirty tracking may need write faults: a constant `false` without
+    /// `CONFIG_MEM_SOFT_DIRTY`.
+    #[inline(always)]
+    fn soft_dirty(&self) -> bool {
+        cfg!(CONFIG_MEM_SOFT_DIRTY) && self.soft_dirty
+    }
+
     /// `change_prepare()`: 0, or `-ENOMEM` if a lower table was needed and could not be made.
     fn prepare(&self, alloc: impl FnOnce() -> Result) -> c_long {
-        if self.populate && alloc().is_err() {
+        if self.populate() && alloc().is_err() {
             return ENOMEM;
         }
         0
@@ -215,11 +232,11 @@ impl<'a> Walk<'a, '_> {
                     end,
                 );
                 if val.leaf() {
-                    if pud.end() - pud.addr() != PUD_SIZE || self.split {
+                    if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {
                         pud.split_huge();
                         continue;
                     }
-                    let ret = pud.change_huge(self.tlb, self.newprot, self.cp_flags) as c_long;
+                    let ret = pud.change_huge(&mut self.tlb, self.newprot, self.cp_flags) as c_long;
                     if ret == 0 {
                         continue;
                     }
@@ -247,30 +264,29 @@ impl<'a> Walk<'a, '_> {
         'pmds: loop {
             // Most PMDs of a sparse range are none: skip them in a loop of their own, which
             // keeps the set-up for populated ones out of it.
-            let (pmd, mut val) = loop {
+            let pmd = loop {
                 let Some(pmd) = pmds.next() else {
                     break 'pmds;
                 };
-                let val = pmd.get();
-                if self.populate || !val.none() {
-                    break (pmd, val);
+                if !pmd.get().none() || self.populate() {
+                    break pmd;
                 }
                 pgtable::cond_resched();
             };
             loop {
-                if self.populate {
+                // The entry is not none here, unless the PTE table is yet to be made.
+                if self.populate() {
                     let ret = self.prepare(|| pmd.alloc_pte());
                     if ret != 0 {
                         pages = ret;
                         break 'pmds;
                     }
-                    val = pmd.get();
-                }
-                if val.none() {
-                    break;
+                    if pmd.get().none() {
+                        break;
+                    }
                 }
                 if pmd.get_lockless().is_huge() {
-                    if pmd.end().wrapping_sub(pmd.addr()) != HPAGE_PMD_SIZE || self.split {
+                    if pmd.end().wrapping_sub(pmd.addr()) != HPAGE_PMD_SIZE || self.split() {
                         pmd.split_huge();
                         // For file-backed, the pmd could have been cleared; make sure it is
                         // populated if necessary, then fall through to the PTE level.
@@ -280,7 +296,7 @@ impl<'a> Walk<'a, '_> {
                             break 'pmds;
                         }
                     } else {
-                        let ret = pmd.change_huge(self.tlb, self.newprot, self.cp_flags);
+                        let ret = pmd.change_huge(&mut self.tlb, self.newprot, self.cp_flags);
                         if ret != 0 {
                             // The huge PMD was handled.
                             if ret as c_long == HPAGE_PMD_NR {
@@ -295,7 +311,9 @@ impl<'a> Walk<'a, '_> {
                 let ret = self.change_pte_range(pmd);
                 if ret < 0 {
                     // Again, as the C walker's `goto again`.
-                    val = pmd.get();
+                    if pmd.get().none() {
+                        break;
+                    }
                     continue;
                 }
                 pages = pages.wrapping_add(ret);
@@ -519,7 +537,7 @@ impl<'a> Walk<'a, '_> {
             return false;
         }
         // Do we need write faults for softdirty tracking? (`pte_needs_soft_dirty_wp()`)
-        if self.soft_dirty && !pte.soft_dirty() {
+        if self.soft_dirty() && !pte.soft_dirty() {
             return false;
         }
         // Do we need write faults for uffd-wp tracking?
@@ -643,23 +661,17 @@ pub unsafe extern "C" fn rust_change_protection_range(
     newprot: bindings::pgprot_t,
     cp_flags: c_ulong,
 ) -> c_long {
-    let Some(tlb) = core::ptr::NonNull::new(tlb) else {
-        return -(bindings::EINVAL as c_long);
-    };
     // SAFETY: The caller holds the VMA's lock for the whole call, see above.
     let vma = unsafe { VmaRef::from_raw(vma) };
-    // SAFETY: The caller's gather is ours for the duration of the call, see above.
-    let mut tlb = unsafe { MmuGather::from_raw(tlb) };
+    // SAFETY: The caller's gather is valid (so not null) and ours for the duration of the
+    // call, see above.
+    let tlb = unsafe { MmuGather::from_raw(core::ptr::NonNull::new_unchecked(tlb)) };
 
-    let populate = cp_flags & MM_CP_UFFD_WP != 0 && vma::userfaultfd_wp_use_markers(vma);
-    let split = cp_flags & (MM_CP_UFFD_WP | MM_CP_UFFD_RWP) != 0 && !vma::is_anonymous(vma);
     let mut walk = Walk {
-        tlb: &mut tlb,
+        tlb,
         vma,
         newprot,
         cp_flags,
-        populate,
-        split,
         soft_dirty: cfg!(CONFIG_MEM_SOFT_DIRTY) && shared::vma_soft_dirty_enabled(vma),
     };
     walk.change_protection_range(addr, end)

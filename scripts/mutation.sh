@@ -36,7 +36,7 @@ mutations=(
                     // SAFETY: Mutant: overwrites the started range without ending it.
                     unsafe { core::ptr::write(range.as_mut().get_unchecked_mut(), InvalidateRange::new()) };
                     break 'puds;''')"
-"partial PUD not split|sub(s, '''if pud.end() - pud.addr() != PUD_SIZE || self.split {''', '''if pud.end() - pud.addr() > PUD_SIZE || self.split {''')"
+"partial PUD not split|sub(s, '''if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {''', '''if pud.end().wrapping_sub(pud.addr()) > PUD_SIZE || self.split() {''')"
 "write upgrade ignoring PageAnonExclusive|sub(s, '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, exclusive);''', '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, true);''')"
 "uffd-wp marker not installed in none PTEs|sub(s, '''ptes.set(idx, Pte::uffd_wp_marker());''', '''let _ = Pte::uffd_wp_marker();''')"
 "page count off by one|sub(s, '''*pages = pages.wrapping_add(nr as c_long);''', '''*pages = pages.wrapping_add(nr as c_long + 1);''')"
