@@ -615,15 +615,31 @@ pub fn pgd_range(vma: &VmaRef, addr: usize, end: usize) -> Option<PgdRange<'_>> 
     if addr >= end || addr < vma.start() || end > vma.end() {
         return None;
     }
+    // SAFETY: Checked just above.
+    Some(unsafe { pgd_range_unchecked(vma, addr, end) })
+}
+
+/// [`pgd_range`] without the checks, for a walker whose caller guarantees them, as the C
+/// walkers' callers do.
+///
+/// # Safety
+///
+/// `addr < end`, and `[addr, end)` lies within `vma`.
+#[inline]
+pub unsafe fn pgd_range_unchecked(vma: &VmaRef, addr: usize, end: usize) -> PgdRange<'_> {
+    // SAFETY: `addr < end` by the safety requirements; telling the compiler spares the first
+    // step of the walk its test.
+    unsafe { core::hint::assert_unchecked(addr < end) };
     let mm = vma.mm().as_raw();
-    Some(PgdRange {
+    // INVARIANT: `[addr, end)` lies within `vma` by the safety requirements.
+    PgdRange {
         vma,
         // SAFETY: `mm` is live while `vma`'s lock is held; `pgd_offset()` only computes the
         // address of the entry for `addr` in its pgd page.
         ptr: unsafe { bindings::pgd_offset(mm, addr) },
         addr,
         end,
-    })
+    }
 }
 
 impl<'a> PgdSlot<'a> {
