@@ -54,9 +54,9 @@ extra=(--kernel_args "thp_anon=64K:madvise" --kernel_args "thp_anon=2M:inherit")
 [ -z "${RANDOM_CASES:-}" ] || extra+=(--kernel_args "mprotect_rs.random_cases=$RANDOM_CASES")
 [ -z "${RANDOM_SEED:-}" ] || extra+=(--kernel_args "mprotect_rs.seed=$RANDOM_SEED")
 
-# Every suite but mprotect_rs_dax, which needs a device that user space sets
+# Every suite but mprotect_rs_guest, which needs a device that user space sets
 # up: tests/guest/init (scripts/guest.sh) runs it after boot.
-suites='mprotect_rs_[!d]*'
+suites='mprotect_rs_[!g]*'
 
 accel=$("$here/kvm-probe.sh" "$build/arch/x86/boot/bzImage")
 step "boot under QEMU ($accel) and run KUnit"

@@ -32,6 +32,7 @@ export RUST_LIB_SRC=${RUST_LIB_SRC:-$(mprs_rust_lib_src)}
 # The initramfs guests (scripts/guest.sh, scripts/bench.sh): the QEMU machine
 # of tests/qemu/args and the kernel command line.  memmap= turns the 1 GiB of
 # RAM at 4 GiB (above the PCI hole of a 4 GiB pc machine) into soft-reserved
-# memory, which dax_hmem makes a device-DAX device.
-MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init quiet kunit.filter_glob=mprotect_rs_dax panic=-1 memmap=1G%4G+0xefffffff"
+# memory, which dax_hmem makes a device-DAX device; brd makes a 64 MiB RAM
+# disk, /dev/ram0, which tests/guest/init turns into swap.
+MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init quiet kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
 mprs_qemu_args() { grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d'; }

@@ -34,8 +34,8 @@ mod tests {
         str::CString,
         uaccess::{UserPtr, UserSlice},
         uapi::{
-            MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_NORESERVE,
-            MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE,
+            MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS,
+            MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE,
         },
     };
 
@@ -1395,14 +1395,13 @@ mod tests {
             match rng.below(5) {
                 0 => {}
                 3 => {
-                    // A PTE table first, so that the faults below stay at the PTE level,
-                    // where MADV_HUGEPAGE gives mTHP folios.
-                    madvise(base, PMD_SIZE, MADV_NOHUGEPAGE)?;
-                    touch(base, 4)?;
-                    madvise(base, PMD_SIZE, MADV_HUGEPAGE)?;
+                    // MADV_HUGEPAGE on half a PMD: 64K mTHP faults, but neither a PMD fault
+                    // nor anything khugepaged could collapse, behind the test's back, in one
+                    // walker's run and not the other's: no PMD-aligned range lies within it.
+                    madvise(base, PMD_SIZE / 2, MADV_HUGEPAGE)?;
                     let mut last = base;
                     for _ in 0..1 + rng.below(8) {
-                        last = base + rng.below(PMD_SIZE / PAGE_SIZE) * PAGE_SIZE;
+                        last = base + rng.below(PMD_SIZE / 2 / PAGE_SIZE) * PAGE_SIZE;
                         touch(last, 5)?;
                     }
                     if in_large_folio(last)? {
@@ -1594,24 +1593,30 @@ mod tests {
         Ok(())
     }
 
-    /// 1 GiB device-DAX PUD leaves under both walkers: the KUnit suite `mprotect_rs_dax`.
+    /// The KUnit suite `mprotect_rs_guest`: cases that need what only user space sets up, a
+    /// 1 GiB device-DAX device with a 1 GiB alignment (its sysfs attribute) for PUD leaves, and
+    /// swap.
     ///
-    /// The device needs a 1 GiB alignment, which only its sysfs attribute sets, so this suite
-    /// runs after boot: `tests/guest/init` (`make test`) sets the device up, then starts the
-    /// suite through `/sys/kernel/debug/kunit/mprotect_rs_dax/run`. Run during boot, with the
-    /// other suites, it skips.
+    /// So this suite runs after boot: `tests/guest/init` (`make test`) sets both up, then
+    /// starts the suite through `/sys/kernel/debug/kunit/mprotect_rs_guest/run`. Run during
+    /// boot, with the other suites, it skips.
     ///
     /// The suite is written out rather than made by `#[kunit_tests]`, for its `suite_init`: a
     /// case that skipped itself during boot would stay skipped on every later run (KUnit takes
     /// it for one that a filter left out), a suite that skipped as a whole does not.
-    mod dax {
+    mod guest {
         use super::*;
         use core::{cell::Cell, sync::atomic::AtomicPtr};
 
         /// KUnit's `assert!` for this suite's cases, as `#[kunit_tests]` defines it.
         macro_rules! assert {
             ($cond:expr $(,)?) => {{
-                kernel::kunit_assert!("mprotect_rs_dax", c"mprotect_rs_walker_kunit.rs", 0, $cond);
+                kernel::kunit_assert!(
+                    "mprotect_rs_guest",
+                    c"mprotect_rs_walker_kunit.rs",
+                    0,
+                    $cond
+                );
             }};
         }
 
@@ -1619,7 +1624,7 @@ mod tests {
         macro_rules! assert_eq {
             ($left:expr, $right:expr $(,)?) => {{
                 kernel::kunit_assert_eq!(
-                    "mprotect_rs_dax",
+                    "mprotect_rs_guest",
                     c"mprotect_rs_walker_kunit.rs",
                     0,
                     $left,
@@ -1714,16 +1719,28 @@ mod tests {
             assert!(ret.is_ok());
         }
 
-        static mut TEST_CASES: [bindings::kunit_case; 3] = [
+        /// # Safety
+        ///
+        /// Called by KUnit, as a test case.
+        unsafe extern "C" fn run_swap_entries(_: *mut bindings::kunit) {
+            let ret = swap_entries();
+            if let Err(e) = ret {
+                pr_err!("swap_entries: {e:?}\n");
+            }
+            assert!(ret.is_ok());
+        }
+
+        static mut TEST_CASES: [bindings::kunit_case; 4] = [
             kernel::kunit::kunit_case(c"pud_full_partial", run_pud_full_partial),
             kernel::kunit::kunit_case(c"pud_random", run_pud_random),
+            kernel::kunit::kunit_case(c"swap_entries", run_swap_entries),
             // SAFETY: All-zero is the case that ends the array.
             unsafe { core::mem::zeroed() },
         ];
 
         static mut SUITE: bindings::kunit_suite = bindings::kunit_suite {
             name: {
-                const NAME: &[u8] = b"mprotect_rs_dax";
+                const NAME: &[u8] = b"mprotect_rs_guest";
                 let mut name = [0; 256];
                 let mut i = 0;
                 while i < NAME.len() {
@@ -1929,6 +1946,70 @@ mod tests {
             })?;
             // A sequence that never had a leaf would test nothing.
             assert!(rust.marks[0] > 0);
+            Ok(())
+        }
+
+        /// Anonymous pages swapped out (`MADV_PAGEOUT`, to the swap that `tests/guest/init`
+        /// set up): `mprotect()` leaves swap entries as they are and does not count them;
+        /// uffd-wp sets their uffd bit and resolving clears it, each counted; swapped back in,
+        /// the data is intact.
+        fn swap_entries() -> Result {
+            const NR: usize = 64;
+            under_each_walker(|run, rec| {
+                let len = NR * PAGE_SIZE;
+                let addr = mmap(len, 0)?;
+                let end = addr + len;
+                rec.set_base(addr);
+                madvise(addr, len, MADV_NOHUGEPAGE)?;
+                for i in 0..NR {
+                    touch(addr + i * PAGE_SIZE, 0x40 ^ i as u8)?;
+                }
+                madvise(addr, len, MADV_PAGEOUT)?;
+                let swap = |uffd: bool| {
+                    move |e: &Entry| {
+                        *e == Entry::Leaf {
+                            marker: false,
+                            guard: false,
+                            migration_write: false,
+                            uffd,
+                        }
+                    }
+                };
+                let out = snapshot(addr, end)?;
+                // Every page must be out, or the case tests less than it says.
+                assert_eq!(count_entry(&out, swap(false)), NR);
+
+                assert_eq!(mprotect(addr, len, PROT_READ), 0);
+                let ro = snapshot(addr, end)?;
+                assert_eq!(count_entry(&ro, swap(false)), NR);
+                run.count(change(addr, end, 0))?;
+                assert_eq!(run.counts[0], 0);
+
+                vma_modes(addr, bindings::MPROTECT_KUNIT_UFFD_WP)?;
+                run.count(change(addr, end, UFFD_WP))?;
+                assert_eq!(run.counts[1], NR as c_long);
+                let wp = snapshot(addr, end)?;
+                assert_eq!(count_entry(&wp, swap(true)), NR);
+                run.count(change(addr, end, UFFD_WP_RESOLVE))?;
+                assert_eq!(run.counts[2], NR as c_long);
+                let resolved = snapshot(addr, end)?;
+                assert_eq!(count_entry(&resolved, swap(false)), NR);
+                vma_modes(addr, 0)?;
+
+                assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
+                for i in 0..NR {
+                    assert_eq!(peek(addr + i * PAGE_SIZE)?, 0x40 ^ i as u8);
+                }
+                let back = snapshot(addr, end)?;
+                assert_eq!(count_entry(&back, |e| matches!(e, Entry::Pte { .. })), NR);
+
+                run.record(out)?;
+                run.record(ro)?;
+                run.record(wp)?;
+                run.record(resolved)?;
+                run.record(back)?;
+                unmap(addr, len)
+            })?;
             Ok(())
         }
     }
