@@ -40,6 +40,7 @@ mutations=(
 "write upgrade ignoring PageAnonExclusive|sub(s, '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, exclusive);''', '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, true);''')"
 "uffd-wp marker not installed in none PTEs|sub(s, '''ptes.set(idx, Pte::uffd_wp_marker());''', '''let _ = Pte::uffd_wp_marker();''')"
 "page count off by one|sub(s, '''*pages = pages.wrapping_add(nr as c_long);''', '''*pages = pages.wrapping_add(nr as c_long + 1);''')"
+"device-private entries left writable|sub(s, '''Pte::from_softleaf(entry.readable_device_private())''', '''Pte::from_softleaf(entry)''')"
 )
 
 # MUTATIONS="1 3" runs only those (numbered from 1).

@@ -68,6 +68,9 @@ mod tests {
             marker: bool,
             guard: bool,
             migration_write: bool,
+            /// A device-private entry, and whether it is writable.
+            device: bool,
+            device_write: bool,
             uffd: bool,
         },
         /// Part of a huge PMD.
@@ -150,12 +153,16 @@ mod tests {
                     marker,
                     guard,
                     migration_write,
+                    device,
+                    device_write,
                     uffd,
                 } => {
                     2 | u64::from(marker) << 4
                         | u64::from(guard) << 5
                         | u64::from(migration_write) << 6
                         | u64::from(uffd) << 7
+                        | u64::from(device) << 8
+                        | u64::from(device_write) << 9
                 }
                 Entry::Pmd { write } => 3 | u64::from(write) << 4,
                 Entry::Pud { write, present } => {
@@ -321,6 +328,8 @@ mod tests {
                 marker: leaf.is_marker(),
                 guard: leaf.is_guard_marker(),
                 migration_write: leaf.is_migration_write(),
+                device: leaf.is_device_private(),
+                device_write: leaf.is_device_private_write(),
                 uffd: pte.swp_uffd(),
             }
         }
@@ -1595,7 +1604,7 @@ mod tests {
 
     /// The KUnit suite `mprotect_rs_guest`: cases that need what only user space sets up, a
     /// 1 GiB device-DAX device with a 1 GiB alignment (its sysfs attribute) for PUD leaves, and
-    /// swap.
+    /// swap; and the one that needs a device node, device-private memory from `lib/test_hmm`.
     ///
     /// So this suite runs after boot: `tests/guest/init` (`make test`) sets both up, then
     /// starts the suite through `/sys/kernel/debug/kunit/mprotect_rs_guest/run`. Run during
@@ -1649,6 +1658,12 @@ mod tests {
         /// The device, opened by [`suite_init`] and closed by [`suite_exit`].
         static DEVICE_FILE: AtomicPtr<bindings::file> = AtomicPtr::new(ptr::null_mut());
 
+        /// A `lib/test_hmm` device, which moves pages to device-private memory.
+        const DMIRROR: &CStr = c"/dev/hmm_dmirror0";
+
+        /// [`DMIRROR`], opened by [`suite_init`] for its path (see [`Dmirror::open`]).
+        static DMIRROR_FILE: AtomicPtr<bindings::file> = AtomicPtr::new(ptr::null_mut());
+
         /// The suite's `suite_init`: skips the suite during boot, else opens the device.
         ///
         /// It runs in the task that started the suite, whose root is that of user space: the
@@ -1669,19 +1684,30 @@ mod tests {
                 suite.status = bindings::kunit_status_KUNIT_SKIPPED;
                 return 0;
             }
-            // SAFETY: `DEVICE` is a NUL-terminated path.
-            let file =
-                unsafe { bindings::filp_open(DEVICE.as_char_ptr(), bindings::O_RDWR as c_int, 0) };
-            match kernel::error::from_err_ptr(file) {
-                Ok(file) => {
-                    DEVICE_FILE.store(file, Ordering::Release);
-                    0
-                }
+            let dax = match open(DEVICE) {
+                Ok(file) => file,
+                Err(e) => return e.to_errno(),
+            };
+            let dmirror = match open(DMIRROR) {
+                Ok(file) => file,
                 Err(e) => {
-                    pr_err!("cannot open {DEVICE}: {e:?}\n");
-                    e.to_errno()
+                    // SAFETY: Drops the reference that `open()` returned.
+                    unsafe { bindings::fput(dax) };
+                    return e.to_errno();
                 }
-            }
+            };
+            DEVICE_FILE.store(dax, Ordering::Release);
+            DMIRROR_FILE.store(dmirror, Ordering::Release);
+            0
+        }
+
+        /// Opens `path` for reading and writing, in the current task.
+        fn open(path: &CStr) -> Result<*mut bindings::file> {
+            // SAFETY: `path` is NUL-terminated.
+            let file =
+                unsafe { bindings::filp_open(path.as_char_ptr(), bindings::O_RDWR as c_int, 0) };
+            kernel::error::from_err_ptr(file)
+                .inspect_err(|e| pr_err!("cannot open {path}: {e:?}\n"))
         }
 
         /// The suite's `suite_exit`: closes the device.
@@ -1690,10 +1716,12 @@ mod tests {
         ///
         /// Called by KUnit once the suite's cases have run.
         unsafe extern "C" fn suite_exit(_: *mut bindings::kunit_suite) {
-            let file = DEVICE_FILE.swap(ptr::null_mut(), Ordering::AcqRel);
-            if !file.is_null() {
-                // SAFETY: Drops the reference that `filp_open()` returned in `suite_init()`.
-                unsafe { bindings::fput(file) };
+            for file in [&DEVICE_FILE, &DMIRROR_FILE] {
+                let file = file.swap(ptr::null_mut(), Ordering::AcqRel);
+                if !file.is_null() {
+                    // SAFETY: Drops the reference that `open()` returned in `suite_init()`.
+                    unsafe { bindings::fput(file) };
+                }
             }
         }
 
@@ -1730,10 +1758,22 @@ mod tests {
             assert!(ret.is_ok());
         }
 
-        static mut TEST_CASES: [bindings::kunit_case; 4] = [
+        /// # Safety
+        ///
+        /// Called by KUnit, as a test case.
+        unsafe extern "C" fn run_device_private_entries(_: *mut bindings::kunit) {
+            let ret = device_private_entries();
+            if let Err(e) = ret {
+                pr_err!("device_private_entries: {e:?}\n");
+            }
+            assert!(ret.is_ok());
+        }
+
+        static mut TEST_CASES: [bindings::kunit_case; 5] = [
             kernel::kunit::kunit_case(c"pud_full_partial", run_pud_full_partial),
             kernel::kunit::kunit_case(c"pud_random", run_pud_random),
             kernel::kunit::kunit_case(c"swap_entries", run_swap_entries),
+            kernel::kunit::kunit_case(c"device_private_entries", run_device_private_entries),
             // SAFETY: All-zero is the case that ends the array.
             unsafe { core::mem::zeroed() },
         ];
@@ -1971,6 +2011,8 @@ mod tests {
                             marker: false,
                             guard: false,
                             migration_write: false,
+                            device: false,
+                            device_write: false,
                             uffd,
                         }
                     }
@@ -2008,6 +2050,127 @@ mod tests {
                 run.record(wp)?;
                 run.record(resolved)?;
                 run.record(back)?;
+                unmap(addr, len)
+            })?;
+            Ok(())
+        }
+
+        /// A `lib/test_hmm` mirror of the current mm.
+        struct Dmirror(*mut bindings::file);
+
+        /// `HMM_DMIRROR_MIGRATE_TO_DEV` of `lib/test_hmm_uapi.h`: `_IOWR('H', 0x02, struct
+        /// hmm_dmirror_cmd)`, a command of five `__u64`s.
+        const HMM_DMIRROR_MIGRATE_TO_DEV: u32 = (3 << 30) | (40 << 16) | ((b'H' as u32) << 8) | 2;
+
+        impl Dmirror {
+            /// Opens the device again, from this task: the driver mirrors the mm of the task
+            /// that opens it, and the cases run in kthreads that cannot look the path up.
+            fn open() -> Result<Self> {
+                let template = DMIRROR_FILE.load(Ordering::Acquire);
+                if template.is_null() {
+                    return Err(ENODEV);
+                }
+                // SAFETY: `template` is open until `suite_exit()`, so its path and credentials
+                // are live.
+                let file = unsafe {
+                    bindings::dentry_open(
+                        &(*template).__bindgen_anon_1.f_path,
+                        bindings::O_RDWR as c_int,
+                        (*template).f_cred,
+                    )
+                };
+                Ok(Dmirror(kernel::error::from_err_ptr(file)?))
+            }
+
+            /// Moves the `npages` pages at `addr` to device-private memory and returns how many
+            /// moved; `scratch` is user memory for the command and for the driver's copy of the
+            /// data, `npages + 1` pages.
+            fn migrate_to_device(&self, addr: usize, npages: usize, scratch: usize) -> Result<u64> {
+                let cmd = [
+                    addr as u64,
+                    (scratch + PAGE_SIZE) as u64,
+                    npages as u64,
+                    0,
+                    0,
+                ];
+                let mut bytes = [0u8; 40];
+                for (chunk, word) in bytes.chunks_exact_mut(8).zip(cmd) {
+                    chunk.copy_from_slice(&word.to_ne_bytes());
+                }
+                UserSlice::new(UserPtr::from_addr(scratch), 40)
+                    .writer()
+                    .write_slice(&bytes)?;
+                // SAFETY: `self.0` is an open file of the test_hmm driver, which has an ioctl.
+                let ioctl = unsafe { (*(*self.0).f_op).unlocked_ioctl }.ok_or(EINVAL)?;
+                // SAFETY: The command reads and writes the user memory at `scratch` of the
+                // current mm, which holds the command and room for the data.
+                let ret = unsafe { ioctl(self.0, HMM_DMIRROR_MIGRATE_TO_DEV, scratch as c_ulong) };
+                kernel::error::to_result(ret as c_int)?;
+                UserSlice::new(UserPtr::from_addr(scratch), 40)
+                    .reader()
+                    .read_slice(&mut bytes)?;
+                let mut cpages = [0u8; 8];
+                cpages.copy_from_slice(&bytes[24..32]);
+                Ok(u64::from_ne_bytes(cpages))
+            }
+        }
+
+        impl Drop for Dmirror {
+            fn drop(&mut self) {
+                // SAFETY: Drops the reference that `dentry_open()` returned.
+                unsafe { bindings::fput(self.0) };
+            }
+        }
+
+        /// Anonymous pages moved to device-private memory (`lib/test_hmm`): `mprotect()`
+        /// read-only turns the writable device-private entries readable and does not count
+        /// them; an access brings each page back to system memory, read-only and intact; then
+        /// read-write.
+        fn device_private_entries() -> Result {
+            const NR: usize = 16;
+            under_each_walker(|run, rec| {
+                let len = NR * PAGE_SIZE;
+                let addr = mmap(len, 0)?;
+                let end = addr + len;
+                let scratch = mmap((NR + 1) * PAGE_SIZE, 0)?;
+                rec.set_base(addr);
+                madvise(addr, len, MADV_NOHUGEPAGE)?;
+                for i in 0..NR {
+                    touch(addr + i * PAGE_SIZE, 0x20 ^ i as u8)?;
+                }
+                let mirror = Dmirror::open()?;
+                assert_eq!(mirror.migrate_to_device(addr, NR, scratch)?, NR as u64);
+                let device = |write: bool| {
+                    move |e: &Entry| {
+                        matches!(e, Entry::Leaf { device: true, device_write, .. }
+                            if *device_write == write)
+                    }
+                };
+                let moved = snapshot(addr, end)?;
+                assert_eq!(count_entry(&moved, device(true)), NR);
+
+                assert_eq!(mprotect(addr, len, PROT_READ), 0);
+                let ro = snapshot(addr, end)?;
+                assert_eq!(count_entry(&ro, device(false)), NR);
+                run.count(change(addr, end, 0))?;
+                assert_eq!(run.counts[0], 0);
+
+                for i in 0..NR {
+                    assert_eq!(peek(addr + i * PAGE_SIZE)?, 0x20 ^ i as u8);
+                }
+                let back = snapshot(addr, end)?;
+                let ro_pte = |e: &Entry| matches!(e, Entry::Pte { write: false, .. });
+                assert_eq!(count_entry(&back, ro_pte), NR);
+
+                assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
+                let rw = snapshot(addr, end)?;
+
+                run.record(moved)?;
+                run.record(ro)?;
+                run.record(back)?;
+                run.record(rw)?;
+                drop(mirror);
+                unmap(scratch, (NR + 1) * PAGE_SIZE)?;
                 unmap(addr, len)
             })?;
             Ok(())

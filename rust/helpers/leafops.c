@@ -20,6 +20,11 @@ __rust_helper bool rust_helper_softleaf_is_migration_write(softleaf_t entry)
 	return softleaf_is_migration_write(entry);
 }
 
+__rust_helper bool rust_helper_softleaf_is_device_private(softleaf_t entry)
+{
+	return softleaf_is_device_private(entry);
+}
+
 __rust_helper bool rust_helper_softleaf_is_device_private_write(softleaf_t entry)
 {
 	return softleaf_is_device_private_write(entry);

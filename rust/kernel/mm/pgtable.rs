@@ -281,6 +281,8 @@ impl Pte {
 entry_predicates!(SoftLeaf {
     /// `softleaf_is_migration_write()`.
     is_migration_write => softleaf_is_migration_write;
+    /// `softleaf_is_device_private()`.
+    is_device_private => softleaf_is_device_private;
     /// `softleaf_is_device_private_write()`.
     is_device_private_write => softleaf_is_device_private_write;
     /// `softleaf_is_marker()`.
