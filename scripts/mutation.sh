@@ -41,6 +41,7 @@ mutations=(
 "uffd-wp marker not installed in none PTEs|sub(s, '''ptes.set(idx, Pte::uffd_wp_marker());''', '''let _ = Pte::uffd_wp_marker();''')"
 "page count off by one|sub(s, '''*pages = pages.wrapping_add(nr as c_long);''', '''*pages = pages.wrapping_add(nr as c_long + 1);''')"
 "device-private entries left writable|sub(s, '''Pte::from_softleaf(entry.readable_device_private())''', '''Pte::from_softleaf(entry)''')"
+"NUMA hinting does not skip PROT_NONE entries|sub(s, '''&& (prot_numa || oldpte.uffd())''', '''&& oldpte.uffd()''')"
 )
 
 # MUTATIONS="1 3" runs only those (numbered from 1).

@@ -1297,6 +1297,88 @@ mod tests {
         Ok(())
     }
 
+    /// NUMA hinting (`MM_CP_PROT_NUMA`, as `change_prot_numa()` asks) and its skip rules: in a
+    /// single-threaded mm, folios already on the walking CPU's node are left alone; with a
+    /// second user of the mm, written pages become `PROT_NONE` and count, while the zero page
+    /// (read-only faults) and DMA-pinned folios are skipped, and entries already `PROT_NONE`
+    /// are skipped the next time; an access then restores a hinted page, data intact.
+    #[test]
+    fn anon_numa_hinting() -> Result {
+        const NR: usize = 32;
+        // Pages 0..8 and 16..24 are written, 8..16 only read (the zero page), 24..28 written
+        // and pinned, 28..32 never touched.
+        let written = |i: usize| i < 8 || (16..28).contains(&i);
+        let pinned = |i: usize| (24..28).contains(&i);
+        under_each_walker(|run, rec| {
+            let len = NR * PAGE_SIZE;
+            let addr = mmap(len, 0)?;
+            let end = addr + len;
+            rec.set_base(addr);
+            madvise(addr, len, MADV_NOHUGEPAGE)?;
+            for i in 0..28 {
+                if written(i) {
+                    touch(addr + i * PAGE_SIZE, 0x60 ^ i as u8)?;
+                } else {
+                    assert_eq!(peek(addr + i * PAGE_SIZE)?, 0);
+                }
+            }
+            let mut pages = [ptr::null_mut::<bindings::page>(); 4];
+            // SAFETY: The range is mapped in the current mm; on success `pages` holds four
+            // pinned pages, unpinned below.
+            let n = unsafe {
+                bindings::pin_user_pages_fast(
+                    addr + 24 * PAGE_SIZE,
+                    4,
+                    bindings::FOLL_WRITE,
+                    pages.as_mut_ptr(),
+                )
+            };
+            assert_eq!(n, 4);
+
+            // Single-threaded, and every folio on this CPU's node: nothing to hint.
+            run.count(change(addr, end, PROT_NUMA))?;
+            assert_eq!(run.counts[0], 0);
+            let local = snapshot(addr, end)?;
+            let protnone = |e: &Entry| matches!(e, Entry::Pte { protnone: true, .. });
+            assert_eq!(count_entry(&local, protnone), 0);
+
+            // A second user of the mm, as another thread would be.
+            let current = kernel::current!();
+            let mm = current.mm().ok_or(EINVAL)?;
+            let second = mm.mmget_not_zero().ok_or(EINVAL)?;
+            run.count(change(addr, end, PROT_NUMA))?;
+            let hinted = snapshot(addr, end)?;
+            run.count(change(addr, end, PROT_NUMA))?;
+            drop(second);
+            // SAFETY: The pages were pinned above.
+            unsafe { bindings::unpin_user_pages(pages.as_mut_ptr(), 4) };
+            let expected = (0..NR).filter(|&i| written(i) && !pinned(i)).count();
+            assert_eq!(run.counts[1], expected as c_long);
+            for (i, e) in hinted.iter().enumerate() {
+                assert_eq!(protnone(e), written(i) && !pinned(i));
+            }
+            // Already PROT_NONE: skipped.
+            assert_eq!(run.counts[2], 0);
+
+            // A NUMA hinting fault restores the page.
+            assert_eq!(peek(addr)?, 0x60);
+            let restored = snapshot(addr, end)?;
+            assert!(!protnone(&restored[0]));
+            assert_eq!(count_entry(&restored, protnone), expected - 1);
+
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(count_entry(&ro, protnone), 0);
+
+            run.record(local)?;
+            run.record(hinted)?;
+            run.record(restored)?;
+            run.record(ro)?;
+            unmap(addr, len)
+        })?;
+        Ok(())
+    }
+
     /// A small xorshift generator, so a failing case can be replayed from its seed.
     struct Rng(u64);
 
