@@ -1792,7 +1792,7 @@ mod tests {
                 .inspect_err(|e| pr_err!("cannot open {path}: {e:?}\n"))
         }
 
-        /// The suite's `suite_exit`: closes the device.
+        /// The suite's `suite_exit`: closes the devices.
         ///
         /// # Safety
         ///
@@ -1807,49 +1807,27 @@ mod tests {
             }
         }
 
-        /// # Safety
-        ///
-        /// Called by KUnit, as a test case.
-        unsafe extern "C" fn run_pud_full_partial(_: *mut bindings::kunit) {
-            let ret = pud_full_partial();
-            if let Err(e) = ret {
-                pr_err!("pud_full_partial: {e:?}\n");
-            }
-            assert!(ret.is_ok());
+        /// Defines `$run`, KUnit's entry point for the case `$case`, which fails when `$case`
+        /// returns an error, as with `#[kunit_tests]`.
+        macro_rules! case {
+            ($run:ident, $case:ident) => {
+                /// # Safety
+                ///
+                /// Called by KUnit, as a test case.
+                unsafe extern "C" fn $run(_: *mut bindings::kunit) {
+                    let ret = $case();
+                    if let Err(e) = ret {
+                        pr_err!("{}: {:?}\n", stringify!($case), e);
+                    }
+                    assert!(ret.is_ok());
+                }
+            };
         }
 
-        /// # Safety
-        ///
-        /// Called by KUnit, as a test case.
-        unsafe extern "C" fn run_pud_random(_: *mut bindings::kunit) {
-            let ret = pud_random();
-            if let Err(e) = ret {
-                pr_err!("pud_random: {e:?}\n");
-            }
-            assert!(ret.is_ok());
-        }
-
-        /// # Safety
-        ///
-        /// Called by KUnit, as a test case.
-        unsafe extern "C" fn run_swap_entries(_: *mut bindings::kunit) {
-            let ret = swap_entries();
-            if let Err(e) = ret {
-                pr_err!("swap_entries: {e:?}\n");
-            }
-            assert!(ret.is_ok());
-        }
-
-        /// # Safety
-        ///
-        /// Called by KUnit, as a test case.
-        unsafe extern "C" fn run_device_private_entries(_: *mut bindings::kunit) {
-            let ret = device_private_entries();
-            if let Err(e) = ret {
-                pr_err!("device_private_entries: {e:?}\n");
-            }
-            assert!(ret.is_ok());
-        }
+        case!(run_pud_full_partial, pud_full_partial);
+        case!(run_pud_random, pud_random);
+        case!(run_swap_entries, swap_entries);
+        case!(run_device_private_entries, device_private_entries);
 
         static mut TEST_CASES: [bindings::kunit_case; 5] = [
             kernel::kunit::kunit_case(c"pud_full_partial", run_pud_full_partial),
