@@ -3,9 +3,10 @@
 # mprotect-rs: a Rust implementation of mprotect's page-table walk, carried
 # as an RFC patch series for Linux 7.3.  See README.md.
 #
-#   make run      set up, prepare the tree, build, boot under QEMU, run KUnit
-#   make test     the full gate: `make run`, the user-space checks in the
-#                 guest under each walker, then the series through
+#   make run      set up, prepare the tree, build, boot under QEMU, run KUnit,
+#                 then boot the guest: the user-space checks under each
+#                 walker and the KUnit suite that needs its devices
+#   make test     the full gate: `make run`, then the series through
 #                 checkpatch.pl and rustfmt over the Rust code
 #   make series   write the series (git format-patch --rfc --cover-letter)
 #                 to series/
@@ -33,8 +34,10 @@ prepare: setup
 
 run: prepare
 	@$(S)/kunit.sh
+	@$(S)/guest.sh
 
-guest: run
+# The guest alone, on the kernel that `make run` built.
+guest:
 	@$(S)/guest.sh
 
 series: prepare
@@ -46,7 +49,7 @@ checkpatch: series
 rustfmtcheck: prepare
 	@$(S)/rustfmtcheck.sh
 
-test: run guest checkpatch rustfmtcheck
+test: run checkpatch rustfmtcheck
 	@echo "make test: all checks passed"
 
 # Not part of `make test`: injects faults into the Rust walker one at a time

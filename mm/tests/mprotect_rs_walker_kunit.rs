@@ -1688,7 +1688,7 @@ mod tests {
     /// 1 GiB device-DAX device with a 1 GiB alignment (its sysfs attribute) for PUD leaves, and
     /// swap; and the one that needs a device node, device-private memory from `lib/test_hmm`.
     ///
-    /// So this suite runs after boot: `tests/guest/init` (`make test`) sets both up, then
+    /// So this suite runs after boot: `tests/guest/init` (`make run`) sets them up, then
     /// starts the suite through `/sys/kernel/debug/kunit/mprotect_rs_guest/run`. Run during
     /// boot, with the other suites, it skips.
     ///
