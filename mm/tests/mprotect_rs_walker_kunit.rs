@@ -416,6 +416,15 @@ mod tests {
         map(len, MAP_SHARED | flags)
     }
 
+    /// Maps private anonymous memory for 4K pages only (`MADV_NOHUGEPAGE`), the start of most
+    /// scenarios, and records the run's invalidations relative to it.
+    fn map_4k(rec: &Recording, len: usize, flags: u32) -> Result<usize> {
+        let addr = mmap(len, flags)?;
+        rec.set_base(addr);
+        madvise(addr, len, MADV_NOHUGEPAGE)?;
+        Ok(addr)
+    }
+
     fn map(len: usize, flags: u32) -> Result<usize> {
         // SAFETY: Called from a KUnit test case, so the current test is valid.
         let test = unsafe { bindings::kunit_get_current_test() };
@@ -660,9 +669,7 @@ mod tests {
         const NR: usize = 96;
         let rust = under_each_walker(|run, rec| {
             let len = NR * PAGE_SIZE;
-            let addr = mmap(len, 0)?;
-            rec.set_base(addr);
-            madvise(addr, len, MADV_NOHUGEPAGE)?;
+            let addr = map_4k(rec, len, 0)?;
             for i in (0..NR).step_by(3) {
                 touch(addr + i * PAGE_SIZE, i as u8)?;
             }
@@ -767,10 +774,8 @@ mod tests {
     fn sparse_notifier_ranges() -> Result {
         let rust = under_each_walker(|run, rec| {
             let len = 4 * PUD_SIZE;
-            let addr = mmap(len, MAP_NORESERVE)?;
+            let addr = map_4k(rec, len, MAP_NORESERVE)?;
             let end = addr + len;
-            rec.set_base(addr);
-            madvise(addr, len, MADV_NOHUGEPAGE)?;
 
             // Nothing populated: no invalidation at all.
             run.count(change(addr, end, 0))?;
@@ -1026,10 +1031,8 @@ mod tests {
         const NR: usize = 64;
         under_each_walker(|run, rec| {
             let len = NR * PAGE_SIZE;
-            let addr = mmap(len, 0)?;
+            let addr = map_4k(rec, len, 0)?;
             let end = addr + len;
-            rec.set_base(addr);
-            madvise(addr, len, MADV_NOHUGEPAGE)?;
             for i in (0..NR).step_by(2) {
                 touch(addr + i * PAGE_SIZE, i as u8)?;
             }
@@ -1090,10 +1093,8 @@ mod tests {
         const PRESENT: usize = NR - 11;
         under_each_walker(|run, rec| {
             let len = NR * PAGE_SIZE;
-            let addr = mmap(len, 0)?;
+            let addr = map_4k(rec, len, 0)?;
             let end = addr + len;
-            rec.set_base(addr);
-            madvise(addr, len, MADV_NOHUGEPAGE)?;
             for i in 0..NR {
                 touch(addr + i * PAGE_SIZE, i as u8)?;
             }
@@ -1172,10 +1173,8 @@ mod tests {
         const MIGRATING: core::ops::Range<usize> = 4..12;
         under_each_walker(|run, rec| {
             let len = NR * PAGE_SIZE;
-            let addr = mmap(len, 0)?;
+            let addr = map_4k(rec, len, 0)?;
             let end = addr + len;
-            rec.set_base(addr);
-            madvise(addr, len, MADV_NOHUGEPAGE)?;
             for i in 0..NR {
                 touch(addr + i * PAGE_SIZE, i as u8)?;
             }
@@ -1255,10 +1254,8 @@ mod tests {
         const NR: usize = 32;
         under_each_walker(|run, rec| {
             let len = NR * PAGE_SIZE;
-            let addr = mmap(len, 0)?;
+            let addr = map_4k(rec, len, 0)?;
             let end = addr + len;
-            rec.set_base(addr);
-            madvise(addr, len, MADV_NOHUGEPAGE)?;
             for i in 0..NR {
                 touch(addr + i * PAGE_SIZE, i as u8)?;
             }
@@ -1311,10 +1308,8 @@ mod tests {
         let pinned = |i: usize| (24..28).contains(&i);
         under_each_walker(|run, rec| {
             let len = NR * PAGE_SIZE;
-            let addr = mmap(len, 0)?;
+            let addr = map_4k(rec, len, 0)?;
             let end = addr + len;
-            rec.set_base(addr);
-            madvise(addr, len, MADV_NOHUGEPAGE)?;
             for i in 0..28 {
                 if written(i) {
                     touch(addr + i * PAGE_SIZE, 0x60 ^ i as u8)?;
@@ -2057,10 +2052,8 @@ mod tests {
             const NR: usize = 64;
             under_each_walker(|run, rec| {
                 let len = NR * PAGE_SIZE;
-                let addr = mmap(len, 0)?;
+                let addr = map_4k(rec, len, 0)?;
                 let end = addr + len;
-                rec.set_base(addr);
-                madvise(addr, len, MADV_NOHUGEPAGE)?;
                 for i in 0..NR {
                     touch(addr + i * PAGE_SIZE, 0x40 ^ i as u8)?;
                 }
@@ -2190,11 +2183,9 @@ mod tests {
             const NR: usize = 16;
             under_each_walker(|run, rec| {
                 let len = NR * PAGE_SIZE;
-                let addr = mmap(len, 0)?;
+                let addr = map_4k(rec, len, 0)?;
                 let end = addr + len;
                 let scratch = mmap((NR + 1) * PAGE_SIZE, 0)?;
-                rec.set_base(addr);
-                madvise(addr, len, MADV_NOHUGEPAGE)?;
                 for i in 0..NR {
                     touch(addr + i * PAGE_SIZE, 0x20 ^ i as u8)?;
                 }
