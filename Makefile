@@ -6,10 +6,16 @@
 #   make run      set up, prepare the tree, build, boot under QEMU, run KUnit,
 #                 then boot the guest: the user-space checks under each
 #                 walker and the KUnit suite that needs its devices
-#   make test     the full gate: `make run`, then the series through
-#                 checkpatch.pl and rustfmt over the Rust code
+#   make test     the full gate: `make run`, the configuration that once
+#                 broke the build (tests/configs/regress.config), then the
+#                 series through checkpatch.pl --strict and rustfmt over the
+#                 Rust code
 #   make series   write the series (git format-patch --rfc --cover-letter)
 #                 to series/
+#   make configs  build the series in every configuration of tests/configs/
+#                 (results/configs.md; not part of make test)
+#   make bisect-check  build every prefix of the series, run its KUnit
+#                 suites (results/bisect.md; not part of make test)
 #   make mutation inject faults into the Rust walker, one at a time, and
 #                 check that the tests catch each (not part of make test)
 #   make bench    Rust walker against C walker in the same boot, written
@@ -22,7 +28,8 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all run test setup prepare guest series checkpatch rustfmtcheck mutation bench clean
+.PHONY: all run test setup prepare guest series checkpatch rustfmtcheck regress configs \
+	bisect-check mutation bench clean
 
 all: run
 
@@ -49,8 +56,20 @@ checkpatch: series
 rustfmtcheck: prepare
 	@$(S)/rustfmtcheck.sh
 
-test: run checkpatch rustfmtcheck
+# The configuration that broke the build once, built on every make test.
+regress: prepare
+	@$(S)/configs.sh regress
+
+test: run regress checkpatch rustfmtcheck
 	@echo "make test: all checks passed"
+
+# Not part of `make test`: every configuration of tests/configs/.
+configs: prepare
+	@$(S)/configs.sh; rc=$$?; cp out/configs/summary.md results/configs.md; exit $$rc
+
+# Not part of `make test`: every prefix of the series.
+bisect-check: prepare
+	@$(S)/bisect-check.sh; rc=$$?; cp out/bisect/summary.md results/bisect.md; exit $$rc
 
 # Not part of `make test`: injects faults into the Rust walker one at a time
 # and checks that the tests catch each.

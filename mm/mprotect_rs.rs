@@ -5,8 +5,8 @@
 //! This is `change_protection_range()` of `mm/mprotect.c` and everything below it, the p4d,
 //! pud, pmd and pte loops, with the same behaviour and the same return value, written against
 //! the page-table types of `kernel::mm::pgtable`. `change_protection()` calls it instead of the C
-//! walker when the Rust walker is selected (`mprotect_walker=` on the command line, or
-//! `/sys/kernel/debug/mprotect_walker`).
+//! walker when the Rust walker is selected (`CONFIG_MPROTECT_RS_DEFAULT_RUST`, `mprotect_walker=`
+//! on the command line, or `/sys/kernel/debug/mprotect/walker`).
 //!
 //! As in the C walker, the MMU notifier invalidation is started in the PUD loop, at the first
 //! PUD that is not none, and covers from there to the end of the P4D's part of the range. Here
@@ -537,7 +537,7 @@ impl<'a> Walk<'a> {
 
     /// `maybe_change_pte_writable()`.
     fn maybe_change_pte_writable(&self, pte: Pte) -> bool {
-        if kernel::warn_on!(self.vma.flags() & flags::WRITE == 0) {
+        if kernel::warn_on_once!(self.vma.flags() & flags::WRITE == 0) {
             return false;
         }
         // Don't touch entries that are not even readable.
@@ -554,9 +554,16 @@ impl<'a> Walk<'a> {
 
     /// `can_change_shared_pte_writable()`.
     fn can_change_shared_pte_writable(&self, pte: Pte) -> bool {
+        if !self.maybe_change_pte_writable(pte) {
+            return false;
+        }
+        // `VM_WARN_ON_ONCE()`: the zero page is never mapped dirty.
+        if cfg!(CONFIG_DEBUG_VM) {
+            kernel::warn_on_once!(pte.is_zero_pfn() && pte.dirty());
+        }
         // A dirty PTE in a writable shared mapping means the file system was already notified,
         // so the PTE can be made writable just like the write-fault handler would.
-        self.maybe_change_pte_writable(pte) && pte.dirty()
+        pte.dirty()
     }
 
     /// `change_softleaf_pte()`.

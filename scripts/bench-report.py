@@ -5,7 +5,10 @@
 #
 # Reads RESULTS_DIR/bench-icount.txt and RESULTS_DIR/bench-WALL_MODE.txt
 # ("B <workload> <c|rust|floor> <ns>" lines from tests/guest/bench_user.c)
-# and writes RESULTS_DIR/bench.md (a table per figure) and bench.png.
+# and writes RESULTS_DIR/bench.md (a table per figure) and bench.png.  With
+# RESULTS_DIR/bench-baseline.txt ("B <workload> base <ns>", the baseline
+# kernel without the Rust walker, under -icount), bench.md also compares the
+# C walker of the series with the C walker of the baseline.
 #
 # Per workload and figure: the median of the C and of the Rust runs, their
 # ratio, the spread of the per-round Rust/C ratios (min-max over rounds;
@@ -32,9 +35,9 @@ def parse(path):
                 continue
             _, workload, walker, ns = parts
             if workload not in runs:
-                runs[workload] = {"c": [], "rust": [], "floor": []}
+                runs[workload] = {"c": [], "rust": [], "floor": [], "base": []}
                 order.append(workload)
-            runs[workload][walker].append(int(ns))
+            runs[workload].setdefault(walker, []).append(int(ns))
     return order, runs
 
 
@@ -74,6 +77,27 @@ def table(title, data):
             f"| {d['workload']} | {d['rounds']} | {fmt(d['c'])} | {fmt(d['rust'])} | "
             f"**{d['ratio']:.3f}** | {d['lo']:.3f}-{d['hi']:.3f} | {fmt(d['floor'])} | {cf} | {rf} |")
     return "\n".join(lines) + "\n"
+
+
+def baseline_table(order, runs, base):
+    lines = ["### The C walker with the series against the baseline (guest instructions)", "",
+             "The baseline is the base kernel with only the C patches before the series' first "
+             "Rust one (test hooks, debugfs files), same configuration, where change_protection() "
+             "has no walker switch. Medians; ratio = C with the series / C in the baseline.", "",
+             "| workload | rounds | C, series | C, baseline | ratio | difference |",
+             "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    worst = 0.0
+    for w in order:
+        c = runs[w]["c"]
+        b = base.get(w, {}).get("base", [])
+        if not c or not b:
+            continue
+        mc, mb = statistics.median(c), statistics.median(b)
+        ratio = mc / mb
+        worst = max(worst, abs(ratio - 1))
+        lines.append(f"| {w} | {min(len(c), len(b))} | {fmt(mc)} | {fmt(mb)} | "
+                     f"**{ratio:.4f}** | {mc - mb:+,.0f} |")
+    return "\n".join(lines) + "\n", worst
 
 
 def chart(path, figures):
@@ -118,12 +142,21 @@ def main():
           "`qemu-*.txt`; raw output: `bench-*.txt`.", ""]
     for title, data in figures:
         md.append(table(title, data))
+    basefile = os.path.join(results, "bench-baseline.txt")
+    worst_base = None
+    if os.path.exists(basefile):
+        order, runs = parse(os.path.join(results, "bench-icount.txt"))
+        _, base = parse(basefile)
+        text, worst_base = baseline_table(order, runs, base)
+        md.append(text)
     with open(os.path.join(results, "bench.md"), "w") as f:
         f.write("\n".join(md))
     chart(os.path.join(results, "bench.png"), figures)
     print("\n".join(md))
     worst = max(d["ratio"] for d in figures[0][1])
     print(f"bench: worst Rust/C (instructions): {worst:.3f}")
+    if worst_base is not None:
+        print(f"bench: C walker with the series vs baseline: worst |ratio - 1| = {worst_base:.4f}")
 
 
 if __name__ == "__main__":

@@ -8,9 +8,16 @@
 # alternating): once under -icount shift=0,sleep=off, where a nanosecond of
 # guest time is one guest instruction (exact and repeatable), and once for
 # wall-clock time, under KVM where it works, else multi-threaded TCG
-# (emulated time).  scripts/bench-report.py writes results/bench.md and
-# results/bench.png; results/ also gets the raw output, the kernel config,
-# the QEMU command lines and the host CPU model.
+# (emulated time).  Then it builds and boots, under -icount, a baseline: the
+# base kernel with only the series' C patches before the first Rust one (the
+# C fix, the test hooks and the debugfs files), in the same configuration,
+# where only the C walker exists; every workload runs there too, so the
+# report shows what the series costs the C walker.  The baseline is built
+# from a work tree of its own ($MPRS_CACHE/baseline-src) into a build
+# directory of its own ($MPRS_CACHE/configs/baseline).
+# scripts/bench-report.py writes results/bench.md and results/bench.png;
+# results/ also gets the raw output, the kernel configs, the QEMU command
+# lines and the host CPU model.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -26,17 +33,18 @@ step() { echo "==> $*"; }
 
 kernel="$build/arch/x86/boot/bzImage"
 [ -f "$kernel" ] || die "no kernel at $kernel: run make run first"
-grep -q "^CONFIG_MPROTECT_RS_DEBUGFS_CHANGE=y" "$build/.config" ||
-	die "the kernel lacks CONFIG_MPROTECT_RS_DEBUGFS_CHANGE (tests/mprotect-rs.kunitconfig)"
+grep -q "^CONFIG_MPROTECT_DEBUGFS_CHANGE=y" "$build/.config" ||
+	die "the kernel lacks CONFIG_MPROTECT_DEBUGFS_CHANGE (tests/mprotect-rs.kunitconfig)"
 python3 -c "import matplotlib" 2>/dev/null ||
 	python3 -m pip install -q matplotlib || die "cannot install matplotlib from PyPI"
 
+mkdir -p "$root/out"
 step "build the guest programs and the initramfs"
 initramfs=$("$here/initramfs.sh")
 mapfile -t args < <(mprs_qemu_args)
 mkdir -p "$results"
 
-# run MODE ACCEL...: one boot, raw output in results/bench-MODE.txt.
+# run MODE ACCEL...: one boot of $kernel, raw output in results/bench-MODE.txt.
 run() {
 	local mode=$1
 	shift
@@ -63,7 +71,38 @@ else
 	run tcg -accel tcg,thread=multi
 fi
 
+# The baseline: the parent of the series' first commit that touches rust/.
+tree=$(mprs_tree)
+cache=$(mprs_cache)
+g() { git -C "$tree" "$@"; }
+first_rust=$(g rev-list --reverse refs/mprs/base..refs/heads/mprotect-rs -- rust | head -n 1)
+[ -n "$first_rust" ] || die "no commit of the series touches rust/"
+baseline=$(g rev-parse "$first_rust^")
+g show "$baseline:mm/Kconfig" | grep -q '^config MPROTECT_DEBUGFS_CHANGE$' ||
+	die "the baseline $(g log -1 --format='%h %s' "$baseline") lacks the debugfs files"
+bsrc="$cache/baseline-src"
+bbuild="$cache/configs/baseline"
+if [ ! -e "$bsrc/.git" ]; then
+	g worktree prune
+	g worktree add -q --detach "$bsrc" "$baseline"
+fi
+git -C "$bsrc" checkout -q --detach "$baseline"
+step "build the baseline: $(g log -1 --format='%h %s' "$baseline") ($bbuild)"
+mkdir -p "$bbuild"
+{
+	cat "$root/tests/mprotect-rs.kunitconfig"
+	echo CONFIG_SERIAL_8250=y
+	echo CONFIG_SERIAL_8250_CONSOLE=y
+} >"$bbuild/.config"
+make -C "$bsrc" O="$bbuild" ARCH=x86_64 LLVM="$MPRS_LLVM" olddefconfig >"$root/out/baseline-build.log" 2>&1 ||
+	die "baseline configuration failed"
+make -C "$bsrc" O="$bbuild" ARCH=x86_64 LLVM="$MPRS_LLVM" -j"${JOBS:-$(nproc)}" all \
+	>>"$root/out/baseline-build.log" 2>&1 || die "baseline build failed (out/baseline-build.log)"
+kernel="$bbuild/arch/x86/boot/bzImage"
+run baseline -accel tcg -icount shift=0,sleep=off
+
 cp "$build/.config" "$results/kernel.config"
+cp "$bbuild/.config" "$results/kernel-baseline.config"
 {
 	grep -m1 "model name" /proc/cpuinfo | sed 's/.*: //'
 	echo "$(nproc) CPUs; QEMU $(qemu-system-x86_64 --version | head -n1)"

@@ -14,8 +14,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(mprs_root)
 tree=$(mprs_tree)
 build=$(mprs_build)
-out="$root/out"
-kunitconfig="$root/tests/mprotect-rs.kunitconfig"
+# MPRS_OUT and MPRS_KUNITCONFIG let make configs boot another configuration.
+out=${MPRS_OUT:-$root/out}
+kunitconfig=${MPRS_KUNITCONFIG:-$root/tests/mprotect-rs.kunitconfig}
 qemu_config="$root/tests/qemu/x86_64.py"
 jobs=${JOBS:-$(nproc)}
 timeout_s=${KUNIT_TIMEOUT:-300}

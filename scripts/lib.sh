@@ -16,10 +16,15 @@ mprs_kernel_version() {
 # Directories of this repository that mirror kernel paths.
 MPRS_OVERLAY_DIRS="include rust mm"
 
-# Identity and date of the generated commits: fixed, so that the same
-# repository state always gives the same commit ids.
-MPRS_AUTHOR_NAME=${MPRS_AUTHOR_NAME:-"mprotect-rs developers"}
-MPRS_AUTHOR_EMAIL=${MPRS_AUTHOR_EMAIL:-"mprotect-rs@example.org"}
+# Identity and date of the generated commits: MPRS_AUTHOR_NAME and
+# MPRS_AUTHOR_EMAIL, else git config's user.name and user.email, else a
+# placeholder; the date is fixed, so that the same repository state and
+# identity always give the same commit ids.  The messages in patches/ are
+# signed off by the placeholder, which prepare-tree.sh replaces by this
+# identity.
+MPRS_PLACEHOLDER_IDENT="mprotect-rs developers <mprotect-rs@example.org>"
+MPRS_AUTHOR_NAME=${MPRS_AUTHOR_NAME:-$(git config user.name || echo "mprotect-rs developers")}
+MPRS_AUTHOR_EMAIL=${MPRS_AUTHOR_EMAIL:-$(git config user.email || echo "mprotect-rs@example.org")}
 MPRS_DATE=${MPRS_DATE:-"2026-11-23T00:00:00Z"}
 
 # Toolchain: clang/LLVM 22 (the same LLVM major as rustc, which makes

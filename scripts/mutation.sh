@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make mutation: inject known faults into the Rust walker, one at a time,
-# and check that the test gate (KUnit + the guest checks) fails for each.
-# The overlay file is restored after every mutation, and the tree and build
+# make mutation: inject known faults into the Rust walker (and, for the C
+# fix at the start of the series, into the C walker), one at a time, and
+# check that the test gate (KUnit + the guest checks) fails for each.
+# The mutated file is restored after every mutation, and the tree and build
 # are brought back to the unmutated state at the end.  Not part of CI.
 set -uo pipefail
 
@@ -13,13 +14,17 @@ root=$(mprs_root)
 out="$root/out/mutation"
 mkdir -p "$out"
 walker="$root/mm/mprotect_rs.rs"
-saved=$(mktemp)
-cp "$walker" "$saved"
-restore() { cp "$saved" "$walker"; }
-trap 'restore; rm -f "$saved"' EXIT
+# The C walker's lines of the series: patch 1 (the notifier range fix).
+cfix=$(ls "$root"/patches/0001-*/edits.diff)
+saved=$(mktemp -d)
+cp "$walker" "$saved/walker"
+cp "$cfix" "$saved/cfix"
+restore() { cp "$saved/walker" "$walker"; cp "$saved/cfix" "$cfix"; }
+trap 'restore; rm -rf "$saved"' EXIT
 
 # name|python expression that turns the walker source `s` into the mutant;
-# sub(s, old, new) replaces the first `old` and fails if there is none.
+# sub(s, old, new) replaces the first `old` and fails if there is none.  A
+# name starting with "C walker:" mutates patch 1's edits.diff instead.
 mutations=(
 "notifier started per PMD instead of per PUD|sub(sub(s, '''                range.as_mut().start(''', '''                let _ = (&mut range,'''), '''
                 if pmd.get_lockless().is_huge() {''', '''
@@ -42,6 +47,14 @@ mutations=(
 "page count off by one|sub(s, '''*pages = pages.wrapping_add(nr as c_long);''', '''*pages = pages.wrapping_add(nr as c_long + 1);''')"
 "device-private entries left writable|sub(s, '''Pte::from_softleaf(entry.readable_device_private())''', '''Pte::from_softleaf(entry)''')"
 "NUMA hinting does not skip PROT_NONE entries|sub(s, '''&& (prot_numa || oldpte.uffd())''', '''&& oldpte.uffd()''')"
+"populate failure of the P4D loop ignored|sub(s, '''            let ret = self.prepare(|| p4d.alloc_pud());
+            if ret != 0 {
+                return ret;
+            }''', '''            let ret = self.prepare(|| p4d.alloc_pud());
+            if ret != 0 {
+                continue;
+            }''')"
+"C walker: notifier range restarted after a PUD at address 0 (the bug patch 1 fixes)|sub(s, '''+		if (!range_started) {''', '''+		if (!range_started || !range.start) {''')"
 )
 
 # MUTATIONS="1 3" runs only those (numbered from 1).
@@ -56,7 +69,9 @@ for m in "${mutations[@]}"; do
 	name=${m%%|*}
 	expr=${m#*|}
 	restore
-	python3 - "$walker" "$expr" <<'PY' || { echo "mutation $i ($name): does not apply"; continue; }
+	target=$walker
+	case "$name" in "C walker:"*) target=$cfix ;; esac
+	python3 - "$target" "$expr" <<'PY' || { echo "mutation $i ($name): does not apply"; continue; }
 import sys
 p, expr = sys.argv[1], sys.argv[2]
 s = open(p).read()

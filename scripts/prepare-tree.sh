@@ -56,7 +56,7 @@ if [ -n "${KERNEL_BASE:-}" ]; then
 elif base=$(g rev-parse -q --verify refs/mprs/base); then
 	:
 elif [ -z "${KERNEL_SRC:-}" ]; then
-	base=$(g rev-parse --verify mprs-base^{commit})
+	base=$(g rev-parse --verify refs/tags/mprs-base^{commit})
 else
 	[ "$(g symbolic-ref -q --short HEAD || true)" != mprotect-rs ] ||
 		die "HEAD is the mprotect-rs branch but refs/mprs/base is gone: set KERNEL_BASE"
@@ -93,7 +93,8 @@ for p in "$root"/patches/[0-9]*/; do
 		GIT_INDEX_FILE=$index g update-index --add --cacheinfo "$mode,$blob,$f"
 	done <"$p/files"
 	t=$(GIT_INDEX_FILE=$index g write-tree)
-	prev=$(g commit-tree "$t" -p "$prev" -F "$p/message")
+	prev=$(sed "s|^Signed-off-by: $MPRS_PLACEHOLDER_IDENT\$|Signed-off-by: $MPRS_AUTHOR_NAME <$MPRS_AUTHOR_EMAIL>|" "$p/message" |
+		g commit-tree "$t" -p "$prev" -F -)
 done
 
 old=$(g rev-parse -q --verify refs/heads/mprotect-rs || true)

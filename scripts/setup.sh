@@ -74,7 +74,7 @@ rustver=$(rustc --version | awk '{print $2}') ||
 # Packages from the default suites.
 pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
       python3 python3-ply python3-git git rsync kmod dwarves
-      qemu-system-x86 busybox-static
+      qemu-system-x86 busybox-static b4
       "clang-$LLVM_VER" "lld-$LLVM_VER" "llvm-$LLVM_VER" "libclang-$LLVM_VER-dev")
 missing=()
 for p in "${pkgs[@]}"; do

@@ -3,9 +3,6 @@
  * The Rust page-table walker of mprotect (mm/mprotect_rs.rs) and the parts
  * of mm/mprotect.c it shares with the C walker.
  *
- * change_protection() calls either change_protection_range() of
- * mm/mprotect.c or rust_change_protection_range(), as selected by the
- * "mprotect_walker=" boot parameter or /sys/kernel/debug/mprotect_walker.
  * The mprotect_rs_*() functions give the Rust walker the mm-internal
  * helpers of mm/internal.h that the C walker uses, without copying them.
  */
@@ -38,17 +35,6 @@ bool mprotect_rs_folio_can_map_prot_numa(struct folio *folio,
 void mprotect_rs_flush_tlb_batched_pending(struct mm_struct *mm);
 bool mprotect_rs_vma_soft_dirty_enabled(struct vm_area_struct *vma);
 void mprotect_rs_count_numa_huge_pte_updates(unsigned long nr);
-
-/* mm/mprotect.c: the run-time choice of walker. */
-int mprotect_walker_select(const char *name);
-const char *mprotect_walker_name(void);
 #endif /* CONFIG_MPROTECT_RS */
-
-#if IS_ENABLED(CONFIG_KUNIT)
-/* mm/mprotect.c: entry points for KUnit tests of the walkers. */
-int mprotect_for_kunit(unsigned long start, size_t len, unsigned long prot);
-long change_protection_for_kunit(unsigned long start, unsigned long end,
-				 unsigned long cp_flags);
-#endif
 
 #endif /* _LINUX_MPROTECT_RS_H */

@@ -35,7 +35,7 @@ mod tests {
         uaccess::{UserPtr, UserSlice},
         uapi::{
             MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS,
-            MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE,
+            MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE,
         },
     };
 
@@ -426,24 +426,36 @@ mod tests {
     }
 
     fn map(len: usize, flags: u32) -> Result<usize> {
+        let addr = kunit_mmap(0, len, flags);
+        if addr == 0 {
+            return Err(ENOMEM);
+        }
+        Ok(addr)
+    }
+
+    /// Maps anonymous memory at `addr` exactly (`MAP_FIXED`); `flags` has `MAP_PRIVATE` or
+    /// `MAP_SHARED`. At address 0 success and failure look alike, so the caller checks by
+    /// touching the memory.
+    fn map_at(addr: usize, len: usize, flags: u32) {
+        kunit_mmap(addr, len, MAP_FIXED | flags);
+    }
+
+    /// `kunit_vm_mmap()` of anonymous read-write memory: the address, or 0 if it failed.
+    fn kunit_mmap(addr: usize, len: usize, flags: u32) -> usize {
         // SAFETY: Called from a KUnit test case, so the current test is valid.
         let test = unsafe { bindings::kunit_get_current_test() };
         // SAFETY: `test` is the running test; the mapping lives at most as long as the test.
-        let addr = unsafe {
+        unsafe {
             bindings::kunit_vm_mmap(
                 test,
                 ptr::null_mut(),
-                0,
+                addr,
                 len,
                 (PROT_READ | PROT_WRITE) as usize,
                 (MAP_ANONYMOUS | flags) as usize,
                 0,
             )
-        };
-        if addr == 0 {
-            return Err(ENOMEM);
         }
-        Ok(addr)
     }
 
     /// Sets `VM_UFFD_WP` / `VM_UFFD_RWP` on the VMA at `addr` (`MPROTECT_KUNIT_*` bits), as a
@@ -463,6 +475,12 @@ mod tests {
     /// The type of `__pmd_alloc()`.
     type PmdAlloc =
         unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::pud_t, c_ulong) -> c_int;
+    /// The type of `__pud_alloc()`.
+    type PudAlloc =
+        unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::p4d_t, c_ulong) -> c_int;
+    /// The type of `__p4d_alloc()`.
+    type P4dAlloc =
+        unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::pgd_t, c_ulong) -> c_int;
 
     extern "C" fn no_pte_table(_: *mut bindings::mm_struct, _: *mut bindings::pmd_t) -> c_int {
         ENOMEM.to_errno()
@@ -476,6 +494,22 @@ mod tests {
         ENOMEM.to_errno()
     }
 
+    extern "C" fn no_pud_table(
+        _: *mut bindings::mm_struct,
+        _: *mut bindings::p4d_t,
+        _: c_ulong,
+    ) -> c_int {
+        ENOMEM.to_errno()
+    }
+
+    extern "C" fn no_p4d_table(
+        _: *mut bindings::mm_struct,
+        _: *mut bindings::pgd_t,
+        _: c_ulong,
+    ) -> c_int {
+        ENOMEM.to_errno()
+    }
+
     impl FailAlloc {
         fn pte() -> Self {
             let (real, stub): (PteAlloc, PteAlloc) = (bindings::__pte_alloc, no_pte_table);
@@ -484,6 +518,16 @@ mod tests {
 
         fn pmd() -> Self {
             let (real, stub): (PmdAlloc, PmdAlloc) = (bindings::__pmd_alloc, no_pmd_table);
+            Self::activate(real as *mut c_void, stub as *mut c_void)
+        }
+
+        fn pud() -> Self {
+            let (real, stub): (PudAlloc, PudAlloc) = (bindings::__pud_alloc, no_pud_table);
+            Self::activate(real as *mut c_void, stub as *mut c_void)
+        }
+
+        fn p4d() -> Self {
+            let (real, stub): (P4dAlloc, P4dAlloc) = (bindings::__p4d_alloc, no_p4d_table);
             Self::activate(real as *mut c_void, stub as *mut c_void)
         }
 
@@ -601,6 +645,7 @@ mod tests {
             recording.finish(&mut run)?;
             runs.push(run, GFP_KERNEL)?;
             if let Err(e) = ret {
+                pr_err!("scenario failed under the {walker:?} walker: {e:?}\n");
                 // Leave the default walker selected.
                 select(c"rust")?;
                 return Err(e);
@@ -821,6 +866,42 @@ mod tests {
         Ok(())
     }
 
+    /// A PUD populated at address 0 and one above it: one invalidation from 0 to the end of the
+    /// range, started once and ended once. Address 0 can be mapped with `mmap_min_addr=0`, or
+    /// below `mmap_min_addr` with `CAP_SYS_RAWIO`, which the KUnit task has. The C walker used
+    /// `range.start == 0` to mean "not started yet", so it started a second range at the next
+    /// populated PUD and ended only that one.
+    #[test]
+    fn notifier_at_address_zero() -> Result {
+        const LEN: usize = 2 * PUD_SIZE;
+        let rust = under_each_walker(|run, rec| {
+            map_at(0, LEN, MAP_PRIVATE | MAP_NORESERVE);
+            rec.set_base(0);
+            madvise(0, LEN, MADV_NOHUGEPAGE)?;
+            // Fails unless the mapping at 0 was made.
+            touch(0, 1)?;
+            touch(PUD_SIZE + PMD_SIZE, 2)?;
+            run.count(change(0, LEN, 0))?;
+            assert_eq!(run.counts[0], 2);
+            assert_eq!(mprotect(0, LEN, PROT_READ), 0);
+            run.record(snapshot(0, 2 * PAGE_SIZE)?)?;
+            assert_eq!(peek(PUD_SIZE + PMD_SIZE)?, 2);
+            unmap(0, LEN)?;
+            Ok(())
+        })?;
+        // One change_protection() and one mprotect() call: one start and one end each.
+        let whole = (
+            Inval::Start { start: 0, end: LEN },
+            Inval::End { start: 0, end: LEN },
+        );
+        assert_eq!(rust.inval_total, 4);
+        assert_eq!(rust.invals[0], whole.0);
+        assert_eq!(rust.invals[1], whole.1);
+        assert_eq!(rust.invals[2], whole.0);
+        assert_eq!(rust.invals[3], whole.1);
+        Ok(())
+    }
+
     fn is_marker(e: &Entry) -> bool {
         matches!(
             e,
@@ -1026,6 +1107,145 @@ mod tests {
     /// uffd-rwp on private anonymous 4K pages: protect (`PROT_NONE` plus the uffd bit), protect
     /// again (entries already protected are skipped and not counted), `mprotect()` read-only
     /// (the entries stay `PROT_NONE`), resolve (read-only, no uffd bit).
+    /// The populate path failing one level up, at the PUD table (`__pud_alloc()`): a shmem
+    /// mapping across a P4D boundary (512 GiB) far from every other mapping, so the P4D entry
+    /// above the boundary is none and uffd-wp's populate step needs a PUD table there. The
+    /// lower half gets its markers and its invalidation, started and ended; the P4D loop
+    /// returns `-ENOMEM`. What the PGD loop makes of it depends on the paging levels, as in the
+    /// C walker: with 4 levels the two halves are in different PGD entries and the count of the
+    /// lower one is added to `-ENOMEM`; with 5 they share one, and the P4D loop's `-ENOMEM`
+    /// replaces its count.
+    #[test]
+    fn populate_enomem_pud() -> Result {
+        const HALF: usize = 2 * PMD_SIZE / PAGE_SIZE;
+        // 32 TiB: a P4D boundary, far below the mmap area of the KUnit mm.
+        const MID: usize = 64 << P4D_SHIFT;
+        const LO: usize = MID - 2 * PMD_SIZE;
+        const LEN: usize = 4 * PMD_SIZE;
+        let enomem = ENOMEM.to_errno() as c_long;
+        let rust = under_each_walker(|run, rec| {
+            map_at(LO, LEN, MAP_SHARED | MAP_NORESERVE);
+            rec.set_base(LO);
+            vma_modes(LO, bindings::MPROTECT_KUNIT_UFFD_WP)?;
+            touch(MID - PMD_SIZE, 1)?;
+            {
+                let _fail = FailAlloc::pud();
+                run.count(change(LO, LO + LEN, UFFD_WP))?;
+            }
+            assert!(run.counts[0] == HALF as c_long + enomem || run.counts[0] == enomem);
+            if run.counts[0] == enomem {
+                pr_info!("populate_enomem_pud: 5-level paging, the P4D loop failed\n");
+            } else {
+                pr_info!("populate_enomem_pud: 4-level paging, the PGD loop added -ENOMEM\n");
+            }
+            let snap = snapshot(LO, LO + LEN)?;
+            assert_eq!(count_entry(&snap[..HALF], is_marker), HALF - 1);
+            assert!(snap[HALF..].iter().all(|e| *e == Entry::None));
+            // Nothing to populate when resolving: the upper half has no tables and is skipped.
+            run.count(change(LO, LO + LEN, UFFD_WP_RESOLVE))?;
+            assert_eq!(run.counts[1], HALF as c_long);
+            vma_modes(LO, 0)?;
+            assert_eq!(peek(MID - PMD_SIZE)?, 1);
+            run.record(snap)?;
+            unmap(LO, LEN)
+        })?;
+        // Each call: one invalidation of the lower half, to the P4D boundary.
+        let half = 2 * PMD_SIZE;
+        let expect = [
+            Inval::Start {
+                start: 0,
+                end: half,
+            },
+            Inval::End {
+                start: 0,
+                end: half,
+            },
+            Inval::Start {
+                start: 0,
+                end: half,
+            },
+            Inval::End {
+                start: 0,
+                end: half,
+            },
+        ];
+        assert_eq!(rust.inval_total, expect.len());
+        assert_eq!(rust.invals[..], expect[..]);
+        Ok(())
+    }
+
+    /// The populate path failing at the P4D table (`__p4d_alloc()`), the top level that
+    /// allocates when paging has 5 levels: a shmem mapping across a PGD boundary (256 TiB), so
+    /// the PGD entry above it is none. The lower half gets its markers and its invalidation;
+    /// the PGD loop stops with `-ENOMEM` in place of its count. With 4 levels the mapping
+    /// cannot be made (the address space ends at 128 TiB) and the P4D level is folded into the
+    /// PGD: the same change across a 512 GiB boundary never asks for a P4D table, so the failing
+    /// stub is never reached and every page gets its marker.
+    #[test]
+    fn populate_enomem_p4d() -> Result {
+        const HALF: usize = 2 * PMD_SIZE / PAGE_SIZE;
+        const LEN: usize = 4 * PMD_SIZE;
+        let enomem = ENOMEM.to_errno() as c_long;
+        let rust = under_each_walker(|run, rec| {
+            let mut mid = 1 << 48;
+            map_at(mid - 2 * PMD_SIZE, LEN, MAP_SHARED | MAP_NORESERVE);
+            let five_levels = touch(mid - PMD_SIZE, 1).is_ok();
+            pr_info!("populate_enomem_p4d: a mapping at 256 TiB: {five_levels}\n");
+            if !five_levels {
+                mid = 64 << P4D_SHIFT;
+                map_at(mid - 2 * PMD_SIZE, LEN, MAP_SHARED | MAP_NORESERVE);
+                touch(mid - PMD_SIZE, 1)?;
+            }
+            let lo = mid - 2 * PMD_SIZE;
+            rec.set_base(lo);
+            run.mark(usize::from(five_levels))?;
+            vma_modes(lo, bindings::MPROTECT_KUNIT_UFFD_WP)?;
+            {
+                let _fail = FailAlloc::p4d();
+                run.count(change(lo, lo + LEN, UFFD_WP))?;
+            }
+            let snap = snapshot(lo, lo + LEN)?;
+            if five_levels {
+                assert_eq!(run.counts[0], enomem);
+                assert_eq!(count_entry(&snap[..HALF], is_marker), HALF - 1);
+                assert!(snap[HALF..].iter().all(|e| *e == Entry::None));
+            } else {
+                assert_eq!(run.counts[0], 2 * HALF as c_long);
+                assert_eq!(count_entry(&snap, is_marker), 2 * HALF - 1);
+            }
+            run.count(change(lo, lo + LEN, UFFD_WP_RESOLVE))?;
+            vma_modes(lo, 0)?;
+            assert_eq!(peek(mid - PMD_SIZE)?, 1);
+            run.record(snap)?;
+            unmap(lo, LEN)
+        })?;
+        if rust.marks[0] != 0 {
+            // Both calls: one invalidation of the lower half, to the PGD boundary.
+            let half = 2 * PMD_SIZE;
+            let expect = [
+                Inval::Start {
+                    start: 0,
+                    end: half,
+                },
+                Inval::End {
+                    start: 0,
+                    end: half,
+                },
+                Inval::Start {
+                    start: 0,
+                    end: half,
+                },
+                Inval::End {
+                    start: 0,
+                    end: half,
+                },
+            ];
+            assert_eq!(rust.inval_total, expect.len());
+            assert_eq!(rust.invals[..], expect[..]);
+        }
+        Ok(())
+    }
+
     #[test]
     fn anon_uffd_rwp() -> Result {
         const NR: usize = 64;

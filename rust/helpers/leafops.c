@@ -10,6 +10,7 @@
 #include <linux/swapops.h>
 #include <linux/userfaultfd_k.h>
 
+#ifdef CONFIG_MMU
 __rust_helper softleaf_t rust_helper_softleaf_from_pte(pte_t pte)
 {
 	return softleaf_from_pte(pte);
@@ -141,3 +142,4 @@ rust_helper_userfaultfd_wp_use_markers(struct vm_area_struct *vma)
 {
 	return userfaultfd_wp_use_markers(vma);
 }
+#endif /* CONFIG_MMU */

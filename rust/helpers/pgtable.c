@@ -11,6 +11,7 @@
 #include <linux/mm.h>
 #include <linux/pgtable.h>
 
+#ifdef CONFIG_MMU
 /* Table pointers, one level at a time. */
 
 __rust_helper pgd_t *rust_helper_pgd_offset(struct mm_struct *mm,
@@ -281,6 +282,11 @@ __rust_helper unsigned long rust_helper_pte_pfn(pte_t pte)
 	return pte_pfn(pte);
 }
 
+__rust_helper bool rust_helper_is_zero_pfn(unsigned long pfn)
+{
+	return is_zero_pfn(pfn);
+}
+
 __rust_helper struct page *rust_helper_pte_page(pte_t pte)
 {
 	return pte_page(pte);
@@ -313,3 +319,4 @@ __rust_helper bool rust_helper_pmd_write(pmd_t pmd)
 {
 	return pmd_write(pmd);
 }
+#endif /* CONFIG_MMU */

@@ -7,13 +7,14 @@
  * only (x86 declares flush_tlb_mm_range() and pte_needs_flush() only without
  * MODULE), so these helpers are defined for built-in Rust code only.  bindgen
  * always runs with -DMODULE and is given their prototypes alone (tlb.h).
+ * Like the other page-table helpers, they exist only with CONFIG_MMU.
  */
 
 #include <linux/mm.h>
 
 #ifdef __BINDGEN__
 #include "tlb.h"
-#elif !defined(MODULE)
+#elif !defined(MODULE) && defined(CONFIG_MMU)
 #include <asm/tlbflush.h>
 #include <asm/tlb.h>
 

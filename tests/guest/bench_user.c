@@ -5,7 +5,7 @@
  * Usage: bench_user REPS
  *
  * For every workload, REPS rounds; in each round the C and the Rust walker
- * (selected through /sys/kernel/debug/mprotect_walker, alternating which
+ * (selected through /sys/kernel/debug/mprotect/walker, alternating which
  * goes first) run the same operation on the same memory, timed with
  * CLOCK_MONOTONIC.  Under QEMU's -icount shift=0,sleep=off a nanosecond of
  * guest time is one guest instruction.  Prints one line per measurement:
@@ -13,6 +13,10 @@
  *   B <workload> <c|rust|floor> <ns>
  *
  * and "# ..." comments; scripts/bench.sh turns them into the report.
+ *
+ * On a kernel without the walker switch (make bench's baseline: the base
+ * kernel with only the test-only debugfs patch, so only the C walker), each
+ * round is one run of the C walker, reported as "base".
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -29,7 +33,7 @@
 #define PUD (1UL << 30)
 #define MM_CP_PROT_NUMA 2UL
 
-static const char *knob = "/sys/kernel/debug/mprotect_walker";
+static const char *knob = "/sys/kernel/debug/mprotect/walker";
 static int reps = 11;
 
 static void die(const char *what)
@@ -100,7 +104,7 @@ static uint64_t run_op(struct workload *w, enum op op)
 		if (mprotect(w->addr, w->len, PROT_READ | PROT_WRITE))
 			die("mprotect");
 		t0 = now();
-		if (debugfs_range("/sys/kernel/debug/mprotect_change", w->addr,
+		if (debugfs_range("/sys/kernel/debug/mprotect/change", w->addr,
 				  w->addr + w->len, MM_CP_PROT_NUMA) < 0)
 			die("mprotect_change");
 		t1 = now();
@@ -116,9 +120,9 @@ static uint64_t run_op(struct workload *w, enum op op)
 	case FLOOR:
 		t0 = now();
 		/* Two passes, as a toggle is two changes. */
-		if (debugfs_range("/sys/kernel/debug/mprotect_floor", w->addr,
+		if (debugfs_range("/sys/kernel/debug/mprotect/floor", w->addr,
 				  w->addr + w->len, 0) < 0 ||
-		    debugfs_range("/sys/kernel/debug/mprotect_floor", w->addr,
+		    debugfs_range("/sys/kernel/debug/mprotect/floor", w->addr,
 				  w->addr + w->len, 0) < 0)
 			die("mprotect_floor");
 		t1 = now();
@@ -131,6 +135,12 @@ static void bench(struct workload *w, enum op op, int floor)
 {
 	printf("# %s: %zu MiB at %p\n", w->name, w->len >> 20, (void *)w->addr);
 	run_op(w, op);	/* warm up */
+	if (access(knob, W_OK)) {
+		for (int r = 0; r < reps; r++)
+			printf("B %s base %llu\n", w->name,
+			       (unsigned long long)run_op(w, op));
+		return;
+	}
 	for (int r = 0; r < reps; r++) {
 		for (int k = 0; k < 2; k++) {
 			const char *walker = (r + k) % 2 ? "rust" : "c";

@@ -11,7 +11,7 @@
  * leaves.  Then the whole mapping is made read-only (a write must fault, the
  * data must stay), read-write again (writes must work without new faults
  * beyond one per PUD), and PROT_NONE (a read must fault).  Through
- * /sys/kernel/debug/mprotect_change, change_protection() must count every
+ * /sys/kernel/debug/mprotect/change, change_protection() must count every
  * page of the PUD leaves, and a change inside one leaf must split it (the
  * next access faults the PUD in again) with the data intact.  Prints one
  * KTAP subtest named SUITE_NAME.
@@ -110,14 +110,14 @@ static int test_pud_none(void)
 }
 
 /*
- * change_protection() on [start, end) through /sys/kernel/debug/mprotect_change:
+ * change_protection() on [start, end) through /sys/kernel/debug/mprotect/change:
  * returns what it returned, or LONG_MIN if the file cannot be used.
  */
 static long change(char *start, char *end, unsigned long cp_flags)
 {
 	char cmd[64], res[32];
 	long ret = LONG_MIN;
-	int fd = open("/sys/kernel/debug/mprotect_change", O_RDWR);
+	int fd = open("/sys/kernel/debug/mprotect/change", O_RDWR);
 
 	if (fd < 0)
 		return LONG_MIN;

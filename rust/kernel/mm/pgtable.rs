@@ -224,6 +224,13 @@ impl Pte {
         unsafe { bindings::pte_pfn(self.0) }
     }
 
+    /// `is_zero_pfn(pte_pfn())`: whether the entry maps the shared zero page.
+    #[inline]
+    pub fn is_zero_pfn(self) -> bool {
+        // SAFETY: `is_zero_pfn()` only compares the value.
+        unsafe { bindings::is_zero_pfn(self.pfn() as c_ulong) }
+    }
+
     /// `pte_modify()`: the entry with its protection bits replaced by `prot`.
     #[inline]
     #[must_use]
@@ -788,6 +795,7 @@ impl<'a> PmdSlot<'a> {
     /// Returns what `change_huge_pmd()` returns: 0 when the entry is no longer huge, else the
     /// number of base pages changed (`HPAGE_PMD_NR`, or 1 if nothing changed), or a negative
     /// errno.
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
     #[inline]
     pub fn change_huge(&self, tlb: &mut MmuGather<'_>, newprot: PgProt, cp_flags: c_ulong) -> i32 {
         // SAFETY: The slot is live, `vma` is its VMA and `tlb` gathers for its mm.
@@ -801,6 +809,19 @@ impl<'a> PmdSlot<'a> {
                 cp_flags,
             )
         }
+    }
+
+    /// `change_huge_pmd()` without `CONFIG_TRANSPARENT_HUGEPAGE`, where no PMD is huge and the C
+    /// function is declared but not defined: 0, "no longer huge".
+    #[cfg(not(CONFIG_TRANSPARENT_HUGEPAGE))]
+    #[inline]
+    pub fn change_huge(
+        &self,
+        _tlb: &mut MmuGather<'_>,
+        _newprot: PgProt,
+        _cp_flags: c_ulong,
+    ) -> i32 {
+        0
     }
 
     /// `pte_offset_map_lock()`: maps and locks the PTEs of this slot's range.
@@ -1085,7 +1106,9 @@ impl InvalidateRange {
         // this guard in every caller (the guard is dropped before the walk returns).
         unsafe {
             // `mmu_notifier_range_init()` leaves `owner` alone, as the C walker's stack range;
-            // only `MMU_NOTIFY_MIGRATE` ranges are ever asked for it, but give it a value.
+            // only `MMU_NOTIFY_MIGRATE` ranges are ever asked for it, but give it a value. The
+            // field exists only with MMU notifiers.
+            #[cfg(CONFIG_MMU_NOTIFIER)]
             core::ptr::addr_of_mut!((*range).owner).write(core::ptr::null_mut());
             bindings::mmu_notifier_range_init(range, event, 0, vma.mm().as_raw(), start, end);
             bindings::mmu_notifier_invalidate_range_start(range);
