@@ -86,7 +86,7 @@ def baseline_table(order, runs, base):
              "has no walker switch. Medians; ratio = C with the series / C in the baseline.", "",
              "| workload | rounds | C, series | C, baseline | ratio | difference |",
              "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    worst = 0.0
+    worst = None
     for w in order:
         c = runs[w]["c"]
         b = base.get(w, {}).get("base", [])
@@ -94,7 +94,7 @@ def baseline_table(order, runs, base):
             continue
         mc, mb = statistics.median(c), statistics.median(b)
         ratio = mc / mb
-        worst = max(worst, abs(ratio - 1))
+        worst = abs(ratio - 1) if worst is None else max(worst, abs(ratio - 1))
         lines.append(f"| {w} | {min(len(c), len(b))} | {fmt(mc)} | {fmt(mb)} | "
                      f"**{ratio:.4f}** | {mc - mb:+,.0f} |")
     return "\n".join(lines) + "\n", worst
@@ -138,7 +138,7 @@ def main():
         host = f.read().strip().replace("\n", "; ")
     md = ["# mprotect-rs benchmarks", "",
           "Rust walker against C walker, alternating in the same boot (`make bench`).",
-          f"Host: {host}. Kernel config: `kernel.config`; QEMU command lines: "
+          f"Host: {host}. Kernel configs: `kernel.config`, `kernel-baseline.config`; QEMU command lines: "
           "`qemu-*.txt`; raw output: `bench-*.txt`.", ""]
     for title, data in figures:
         md.append(table(title, data))
@@ -148,6 +148,8 @@ def main():
         order, runs = parse(os.path.join(results, "bench-icount.txt"))
         _, base = parse(basefile)
         text, worst_base = baseline_table(order, runs, base)
+        if worst_base is None:
+            sys.exit("bench: no workload of bench-baseline.txt matches bench-icount.txt")
         md.append(text)
     with open(os.path.join(results, "bench.md"), "w") as f:
         f.write("\n".join(md))

@@ -71,40 +71,40 @@ else
 	run tcg -accel tcg,thread=multi
 fi
 
-# The baseline: the parent of the series' first commit that touches rust/.
-tree=$(mprs_tree)
-cache=$(mprs_cache)
-g() { git -C "$tree" "$@"; }
-first_rust=$(g rev-list --reverse refs/mprs/base..refs/heads/mprotect-rs -- rust | head -n 1)
-[ -n "$first_rust" ] || die "no commit of the series touches rust/"
-baseline=$(g rev-parse "$first_rust^")
-g show "$baseline:mm/Kconfig" | grep -q '^config MPROTECT_DEBUGFS_CHANGE$' ||
-	die "the baseline $(g log -1 --format='%h %s' "$baseline") lacks the debugfs files"
-bsrc="$cache/baseline-src"
-bbuild="$cache/configs/baseline"
-if [ ! -e "$bsrc/.git" ]; then
-	g worktree prune
-	g worktree add -q --detach "$bsrc" "$baseline"
-fi
-git -C "$bsrc" checkout -q --detach "$baseline"
-step "build the baseline: $(g log -1 --format='%h %s' "$baseline") ($bbuild)"
-mkdir -p "$bbuild"
-{
-	cat "$root/tests/mprotect-rs.kunitconfig"
-	echo CONFIG_SERIAL_8250=y
-	echo CONFIG_SERIAL_8250_CONSOLE=y
-} >"$bbuild/.config"
-make -C "$bsrc" O="$bbuild" ARCH=x86_64 LLVM="$MPRS_LLVM" olddefconfig >"$root/out/baseline-build.log" 2>&1 ||
-	die "baseline configuration failed"
-make -C "$bsrc" O="$bbuild" ARCH=x86_64 LLVM="$MPRS_LLVM" -j"${JOBS:-$(nproc)}" all \
-	>>"$root/out/baseline-build.log" 2>&1 || die "baseline build failed (out/baseline-build.log)"
-kernel="$bbuild/arch/x86/boot/bzImage"
-run baseline -accel tcg -icount shift=0,sleep=off
-
+# The report of the two boots first, so that a failing baseline loses nothing.
+rm -f "$results/bench-baseline.txt" "$results/qemu-baseline.txt" "$results/kernel-baseline.config"
 cp "$build/.config" "$results/kernel.config"
-cp "$bbuild/.config" "$results/kernel-baseline.config"
 {
 	grep -m1 "model name" /proc/cpuinfo | sed 's/.*: //'
 	echo "$(nproc) CPUs; QEMU $(qemu-system-x86_64 --version | head -n1)"
 } >"$results/host.txt"
+python3 "$here/bench-report.py" "$results" "$wall_mode" >/dev/null
+
+# The baseline: the parent of the series' first commit that touches rust/.
+tree=$(mprs_tree)
+cache=$(mprs_cache)
+g() { git -C "$tree" "$@"; }
+first_rust=$(g rev-list --reverse refs/mprs/base..refs/heads/mprotect-rs -- rust | sed -n 1p)
+[ -n "$first_rust" ] || die "no commit of the series touches rust/"
+baseline=$(g rev-parse "$first_rust^")
+g grep -q '^config MPROTECT_DEBUGFS_CHANGE$' "$baseline" -- mm/Kconfig ||
+	die "the baseline $(g log -1 --format='%h %s' "$baseline") lacks the debugfs files"
+bsrc="$cache/baseline-src"
+bbuild="$cache/configs/baseline"
+mprs_worktree "$tree" "$bsrc" "$baseline" || die "no work tree for the baseline at $bsrc"
+step "build the baseline: $(g log -1 --format='%h %s' "$baseline") ($bbuild)"
+mkdir -p "$bbuild"
+mprs_test_config >"$bbuild/.config"
+make -C "$bsrc" O="$bbuild" ARCH=x86_64 LLVM="$MPRS_LLVM" olddefconfig >"$root/out/baseline-build.log" 2>&1 ||
+	die "baseline configuration failed"
+grep -q '^CONFIG_MPROTECT_DEBUGFS_CHANGE=y' "$bbuild/.config" ||
+	die "the baseline's config lacks CONFIG_MPROTECT_DEBUGFS_CHANGE"
+! grep -q '^CONFIG_MPROTECT_RS=y' "$bbuild/.config" || die "the baseline has the Rust walker"
+make -C "$bsrc" O="$bbuild" ARCH=x86_64 LLVM="$MPRS_LLVM" -j"${JOBS:-$(nproc)}" all \
+	>>"$root/out/baseline-build.log" 2>&1 || die "baseline build failed (out/baseline-build.log)"
+kernel="$bbuild/arch/x86/boot/bzImage"
+run baseline -accel tcg -icount shift=0,sleep=off
+grep -q '^B [^ ]* base [0-9]' "$results/bench-baseline.txt" ||
+	die "the baseline printed no 'B <workload> base' lines (a walker switch in it?)"
+cp "$bbuild/.config" "$results/kernel-baseline.config"
 python3 "$here/bench-report.py" "$results" "$wall_mode"

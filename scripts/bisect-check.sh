@@ -24,10 +24,7 @@ g() { git -C "$tree" "$@"; }
 
 base=$(g rev-parse --verify refs/mprs/base) || exit 1
 mapfile -t commits < <(g rev-list --reverse "$base..refs/heads/mprotect-rs")
-if [ ! -e "$src/.git" ]; then
-	g worktree prune
-	g worktree add -q --detach "$src" "${commits[0]}" || exit 1
-fi
+[ ${#commits[@]} -gt 0 ] || { echo "bisect-check: no commits in refs/mprs/base..mprotect-rs" >&2; exit 1; }
 
 summary="$out/summary.md"
 {
@@ -46,18 +43,15 @@ for c in "${commits[@]}"; do
 	subject=$(g log -1 --format=%s "$c")
 	log="$out/$n.log"
 	echo "==> bisect-check: $n/${#commits[@]} $subject"
-	git -C "$src" checkout -q --detach "$c" || exit 1
+	mprs_worktree "$tree" "$src" "$c" || { echo "bisect-check: no work tree at $src" >&2; exit 1; }
 	build_result=ok
 	kunit_result=-
 	# The test configuration; options of later commits do not exist yet and
 	# olddefconfig drops them.
-	{
-		cat "$root/tests/mprotect-rs.kunitconfig"
-		echo CONFIG_SERIAL_8250=y
-		echo CONFIG_SERIAL_8250_CONSOLE=y
-	} >"$build/.config"
-	make -C "$src" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" olddefconfig >"$log" 2>&1
-	if ! make -C "$src" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
+	mprs_test_config >"$build/.config"
+	if ! make -C "$src" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" olddefconfig >"$log" 2>&1; then
+		build_result="**FAILED** (olddefconfig)"
+	elif ! make -C "$src" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
 			>>"$log" 2>&1; then
 		build_result="**FAILED**"
 	elif grep -nE '(^|[: ])warning(\[[A-Za-z0-9_-]+\])?: ' "$log" >"$out/$n.warnings"; then
@@ -70,10 +64,11 @@ for c in "${commits[@]}"; do
 	if [ "$build_result" = ok ] && [ ${#suites[@]} -gt 0 ]; then
 		printf '%s\n' "${suites[@]}" >"$out/$n.expected"
 		accel=$("$here/kvm-probe.sh" "$build/arch/x86/boot/bzImage")
+		rm -f "$out/$n.json"
 		PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel \
 			python3 "$src/tools/testing/kunit/kunit.py" exec --arch=x86_64 --build_dir="$build" \
 			--kunitconfig="$root/tests/mprotect-rs.kunitconfig" \
-			--qemu_config="$root/tests/qemu/x86_64.py" --timeout=300 \
+			--qemu_config="$root/tests/qemu/x86_64.py" --timeout="${KUNIT_TIMEOUT:-300}" \
 			--kernel_args "thp_anon=64K:madvise" --kernel_args "thp_anon=2M:inherit" \
 			--json="$out/$n.json" 'mprotect_rs_[!g]*' >>"$log" 2>&1
 		if python3 "$here/check-results.py" "$out/$n.json" "$out/$n.expected" >>"$log" 2>&1; then

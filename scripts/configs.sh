@@ -113,12 +113,7 @@ for name in "${names[@]}"; do
 		mk() { make -C "$tree" O="$dir" ARCH=x86_64 LLVM="$MPRS_LLVM" "$@"; }
 		case "$base" in
 		test)
-			{
-				cat "$root/tests/mprotect-rs.kunitconfig"
-				# kunit.py's x86_64 options (tests/qemu/x86_64.py).
-				echo CONFIG_SERIAL_8250=y
-				echo CONFIG_SERIAL_8250_CONSOLE=y
-			} >"$out/$name.base"
+			mprs_test_config >"$out/$name.base"
 			merge "$out/$name.base" "$frag" >"$dir/.config"
 			mk olddefconfig
 			;;

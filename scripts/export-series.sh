@@ -41,7 +41,10 @@ for c in "${commits[@]}"; do
 	slug=$(printf '%s' "$subject" | tr 'A-Z' 'a-z' | sed -E 's/[^a-z0-9]+/-/g;s/^-+//;s/-+$//' | cut -d- -f1-7)
 	dir="$root/patches/$(printf '%04d' "$n")-$slug"
 	mkdir -p "$dir"
-	g log -1 --format=%B "$c" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' >"$dir/message"
+	# The author's sign-off goes back to the placeholder prepare-tree.sh replaces.
+	g log -1 --format=%B "$c" | sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' |
+		sed "s|^Signed-off-by: $MPRS_AUTHOR_NAME <$MPRS_AUTHOR_EMAIL>\$|Signed-off-by: $MPRS_PLACEHOLDER_IDENT|" \
+		>"$dir/message"
 	# shellcheck disable=SC2086
 	mapfile -t new < <(g diff --name-only --diff-filter=A "$c^" "$c" -- $MPRS_OVERLAY_DIRS)
 	: >"$dir/files"

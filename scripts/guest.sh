@@ -35,6 +35,7 @@ PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
 qrc=$?
 set -e
 [ $qrc -eq 0 ] || echo "guest: QEMU exited with $qrc (137: killed after ${timeout_s}s)"
+rm -f "$out/guest.json"
 python3 "$tree/tools/testing/kunit/kunit.py" parse --json="$out/guest.json" \
 	"$out/guest.log" | tee "$out/guest-parsed.log" || true
 python3 "$here/check-results.py" "$out/guest.json" "$root/tests/guest/expected-suites.txt" ||

@@ -61,6 +61,8 @@ suites='mprotect_rs_[!g]*'
 
 accel=$("$here/kvm-probe.sh" "$build/arch/x86/boot/bzImage")
 step "boot under QEMU ($accel) and run KUnit"
+# A run that dies before writing its results must not be judged by old ones.
+rm -f "$out/kunit.json"
 set +e
 PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel \
 	"${kunit_py[@]}" exec "${common[@]}" --timeout="$timeout_s" \

@@ -13,6 +13,32 @@ mprs_kernel_version() {
 	make -s -C "$1" kernelversion 2>/dev/null
 }
 
+# The test kernel's configuration as a .config fragment: the kunitconfig and
+# the options kunit.py adds for x86_64 (tests/qemu/x86_64.py), for builds
+# that do not go through kunit.py (make configs, bisect-check, the bench
+# baseline).
+mprs_test_config() {
+	cat "$(mprs_root)/tests/mprotect-rs.kunitconfig"
+	echo CONFIG_SERIAL_8250=y
+	echo CONFIG_SERIAL_8250_CONSOLE=y
+}
+
+# mprs_worktree TREE DIR COMMIT: DIR, a detached work tree of the git tree
+# TREE, checked out at COMMIT.  An existing work tree of TREE is reused (its
+# files keep their times, so builds from it stay incremental); anything else
+# at DIR is replaced.
+mprs_worktree() {
+	local common
+	common=$(git -C "$1" rev-parse --path-format=absolute --git-common-dir) || return 1
+	if [ ! -f "$2/.git" ] ||
+	   [ "$(git -C "$2" rev-parse --path-format=absolute --git-common-dir 2>/dev/null)" != "$common" ]; then
+		rm -rf "$2"
+		git -C "$1" worktree prune
+		git -C "$1" worktree add -q -f --detach "$2" "$3" || return 1
+	fi
+	git -C "$2" checkout -q -f --detach "$3"
+}
+
 # Directories of this repository that mirror kernel paths.
 MPRS_OVERLAY_DIRS="include rust mm"
 

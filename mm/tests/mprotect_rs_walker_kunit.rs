@@ -35,7 +35,8 @@ mod tests {
         uaccess::{UserPtr, UserSlice},
         uapi::{
             MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS,
-            MAP_FIXED, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE,
+            MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ,
+            PROT_WRITE,
         },
     };
 
@@ -432,26 +433,31 @@ mod tests {
     }
 
     fn map(len: usize, flags: u32) -> Result<usize> {
-        let addr = kunit_mmap(0, len, flags);
-        if addr == 0 {
+        match kunit_mmap(0, len, flags)? {
+            0 => Err(ENOMEM),
+            addr => Ok(addr),
+        }
+    }
+
+    /// Maps anonymous memory at `addr` exactly, where nothing is mapped
+    /// (`MAP_FIXED_NOREPLACE`); `flags` has `MAP_PRIVATE` or `MAP_SHARED`. At address 0 success
+    /// and failure look alike (see [`kunit_mmap`]), so the caller checks by touching the memory.
+    fn map_at(addr: usize, len: usize, flags: u32) -> Result {
+        if kunit_mmap(addr, len, MAP_FIXED_NOREPLACE | flags)? != addr {
             return Err(ENOMEM);
         }
-        Ok(addr)
+        Ok(())
     }
 
-    /// Maps anonymous memory at `addr` exactly (`MAP_FIXED`); `flags` has `MAP_PRIVATE` or
-    /// `MAP_SHARED`. At address 0 success and failure look alike, so the caller checks by
-    /// touching the memory.
-    fn map_at(addr: usize, len: usize, flags: u32) {
-        kunit_mmap(addr, len, MAP_FIXED | flags);
-    }
-
-    /// `kunit_vm_mmap()` of anonymous read-write memory: the address, or 0 if it failed.
-    fn kunit_mmap(addr: usize, len: usize, flags: u32) -> usize {
+    /// `kunit_vm_mmap()` of anonymous read-write memory: the address, or 0 if the mapping was
+    /// refused or was made at address 0 (`kunit_vm_mmap()` takes a 0 from `vm_mmap()` for a
+    /// failure), or the error `vm_mmap()` returned (which `kunit_vm_mmap()` passes on as an
+    /// address).
+    fn kunit_mmap(addr: usize, len: usize, flags: u32) -> Result<usize> {
         // SAFETY: Called from a KUnit test case, so the current test is valid.
         let test = unsafe { bindings::kunit_get_current_test() };
         // SAFETY: `test` is the running test; the mapping lives at most as long as the test.
-        unsafe {
+        let ret = unsafe {
             bindings::kunit_vm_mmap(
                 test,
                 ptr::null_mut(),
@@ -461,7 +467,22 @@ mod tests {
                 (MAP_ANONYMOUS | flags) as usize,
                 0,
             )
+        };
+        if ret > usize::MAX - bindings::MAX_ERRNO as usize {
+            return Err(Error::from_errno(ret as c_int));
         }
+        Ok(ret)
+    }
+
+    /// Whether the KUnit mm has the 57-bit address space of 5-level paging.
+    fn five_level_paging() -> Result<bool> {
+        // SAFETY: Called from a KUnit test: attaches a KUnit-owned mm to the current task if it
+        // has none (the scenarios' mm, which `Recording::start()` attaches too).
+        kernel::error::to_result(unsafe { bindings::kunit_attach_mm() })?;
+        let current = kernel::current!();
+        let mm = current.mm().ok_or(EINVAL)?.as_raw();
+        // SAFETY: `mm` is the current task's live mm; `task_size` is set when it is made.
+        Ok(unsafe { (*mm).__bindgen_anon_1.task_size } > 1 << 47)
     }
 
     /// Sets `VM_UFFD_WP` / `VM_UFFD_RWP` on the VMA at `addr` (`MPROTECT_KUNIT_*` bits), as a
@@ -473,7 +494,8 @@ mod tests {
     }
 
     /// While alive, the page-table allocation `real` fails in this test's task (a KUnit static
-    /// stub, `KUNIT_STATIC_STUB_REDIRECT()` in `__pte_alloc()` and `__pmd_alloc()`).
+    /// stub, `KUNIT_STATIC_STUB_REDIRECT()` in `__pte_alloc()`, `__pmd_alloc()`, `__pud_alloc()`
+    /// and `__p4d_alloc()`).
     struct FailAlloc(*mut c_void);
 
     /// The type of `__pte_alloc()`.
@@ -882,7 +904,7 @@ mod tests {
     fn notifier_at_address_zero() -> Result {
         const LEN: usize = 2 * PUD_SIZE;
         let rust = under_each_walker(|run, rec| {
-            map_at(0, LEN, MAP_PRIVATE | MAP_NORESERVE);
+            map_at(0, LEN, MAP_PRIVATE | MAP_NORESERVE)?;
             rec.set_base(0);
             madvise(0, LEN, MADV_NOHUGEPAGE)?;
             // Fails unless the mapping at 0 was made.
@@ -897,15 +919,7 @@ mod tests {
             Ok(())
         })?;
         // One change_protection() and one mprotect() call: one start and one end each.
-        let whole = (
-            Inval::Start { start: 0, end: LEN },
-            Inval::End { start: 0, end: LEN },
-        );
-        assert_eq!(rust.inval_total, 4);
-        assert_eq!(rust.invals[0], whole.0);
-        assert_eq!(rust.invals[1], whole.1);
-        assert_eq!(rust.invals[2], whole.0);
-        assert_eq!(rust.invals[3], whole.1);
+        assert!(two_invals(&rust, LEN));
         Ok(())
     }
 
@@ -1111,9 +1125,52 @@ mod tests {
         Ok(())
     }
 
-    /// uffd-rwp on private anonymous 4K pages: protect (`PROT_NONE` plus the uffd bit), protect
-    /// again (entries already protected are skipped and not counted), `mprotect()` read-only
-    /// (the entries stay `PROT_NONE`), resolve (read-only, no uffd bit).
+    /// The length of the mappings of [`map_across`]: two PMDs on each side of a boundary.
+    const ACROSS: usize = 4 * PMD_SIZE;
+
+    /// Maps `ACROSS` bytes of shmem centred on `mid` and writes a page below `mid`.
+    fn map_across(mid: usize) -> Result {
+        map_at(mid - ACROSS / 2, ACROSS, MAP_SHARED | MAP_NORESERVE)?;
+        touch(mid - PMD_SIZE, 1)
+    }
+
+    /// uffd-wp over the mapping of [`map_across`] at `mid` while `fail` makes a page-table
+    /// allocation fail, then resolved, the data checked and the mapping removed. The counts go
+    /// to `run`; returns the snapshot taken after the protection.
+    fn protect_across(
+        run: &mut Run,
+        rec: &Recording,
+        mid: usize,
+        fail: fn() -> FailAlloc,
+    ) -> Result<KVec<Entry>> {
+        let lo = mid - ACROSS / 2;
+        rec.set_base(lo);
+        vma_modes(lo, bindings::MPROTECT_KUNIT_UFFD_WP)?;
+        {
+            let _fail = fail();
+            run.count(change(lo, lo + ACROSS, UFFD_WP))?;
+        }
+        let snap = snapshot(lo, lo + ACROSS)?;
+        run.count(change(lo, lo + ACROSS, UFFD_WP_RESOLVE))?;
+        vma_modes(lo, 0)?;
+        if peek(mid - PMD_SIZE)? != 1 {
+            pr_err!("protect_across: the page below {mid:#x} lost its data\n");
+            return Err(EINVAL);
+        }
+        unmap(lo, ACROSS)?;
+        Ok(snap)
+    }
+
+    /// Whether `run` saw two invalidations of `[0, len)` (relative to its base), each started
+    /// and ended, and nothing else.
+    fn two_invals(run: &Run, len: usize) -> bool {
+        let one = [
+            Inval::Start { start: 0, end: len },
+            Inval::End { start: 0, end: len },
+        ];
+        run.inval_total == 4 && run.invals[..2] == one && run.invals[2..] == one
+    }
+
     /// The populate path failing one level up, at the PUD table (`__pud_alloc()`): a shmem
     /// mapping across a P4D boundary (512 GiB) far from every other mapping, so the P4D entry
     /// above the boundary is none and uffd-wp's populate step needs a PUD table there. The
@@ -1121,63 +1178,30 @@ mod tests {
     /// returns `-ENOMEM`. What the PGD loop makes of it depends on the paging levels, as in the
     /// C walker: with 4 levels the two halves are in different PGD entries and the count of the
     /// lower one is added to `-ENOMEM`; with 5 they share one, and the P4D loop's `-ENOMEM`
-    /// replaces its count.
+    /// replaces its count. Resolving needs no tables: it counts the lower half only.
     #[test]
     fn populate_enomem_pud() -> Result {
-        const HALF: usize = 2 * PMD_SIZE / PAGE_SIZE;
+        const HALF: usize = ACROSS / 2 / PAGE_SIZE;
         // 32 TiB: a P4D boundary, far below the mmap area of the KUnit mm.
         const MID: usize = 64 << P4D_SHIFT;
-        const LO: usize = MID - 2 * PMD_SIZE;
-        const LEN: usize = 4 * PMD_SIZE;
         let enomem = ENOMEM.to_errno() as c_long;
+        let five_levels = five_level_paging()?;
         let rust = under_each_walker(|run, rec| {
-            map_at(LO, LEN, MAP_SHARED | MAP_NORESERVE);
-            rec.set_base(LO);
-            vma_modes(LO, bindings::MPROTECT_KUNIT_UFFD_WP)?;
-            touch(MID - PMD_SIZE, 1)?;
-            {
-                let _fail = FailAlloc::pud();
-                run.count(change(LO, LO + LEN, UFFD_WP))?;
-            }
-            assert!(run.counts[0] == HALF as c_long + enomem || run.counts[0] == enomem);
-            if run.counts[0] == enomem {
-                pr_info!("populate_enomem_pud: 5-level paging, the P4D loop failed\n");
+            map_across(MID)?;
+            let snap = protect_across(run, rec, MID, FailAlloc::pud)?;
+            let expect = if five_levels {
+                enomem
             } else {
-                pr_info!("populate_enomem_pud: 4-level paging, the PGD loop added -ENOMEM\n");
-            }
-            let snap = snapshot(LO, LO + LEN)?;
+                HALF as c_long + enomem
+            };
+            assert_eq!(run.counts[0], expect);
             assert_eq!(count_entry(&snap[..HALF], is_marker), HALF - 1);
             assert!(snap[HALF..].iter().all(|e| *e == Entry::None));
-            // Nothing to populate when resolving: the upper half has no tables and is skipped.
-            run.count(change(LO, LO + LEN, UFFD_WP_RESOLVE))?;
             assert_eq!(run.counts[1], HALF as c_long);
-            vma_modes(LO, 0)?;
-            assert_eq!(peek(MID - PMD_SIZE)?, 1);
-            run.record(snap)?;
-            unmap(LO, LEN)
+            run.record(snap)
         })?;
         // Each call: one invalidation of the lower half, to the P4D boundary.
-        let half = 2 * PMD_SIZE;
-        let expect = [
-            Inval::Start {
-                start: 0,
-                end: half,
-            },
-            Inval::End {
-                start: 0,
-                end: half,
-            },
-            Inval::Start {
-                start: 0,
-                end: half,
-            },
-            Inval::End {
-                start: 0,
-                end: half,
-            },
-        ];
-        assert_eq!(rust.inval_total, expect.len());
-        assert_eq!(rust.invals[..], expect[..]);
+        assert!(two_invals(&rust, ACROSS / 2));
         Ok(())
     }
 
@@ -1190,28 +1214,18 @@ mod tests {
     /// stub is never reached and every page gets its marker.
     #[test]
     fn populate_enomem_p4d() -> Result {
-        const HALF: usize = 2 * PMD_SIZE / PAGE_SIZE;
-        const LEN: usize = 4 * PMD_SIZE;
+        const HALF: usize = ACROSS / 2 / PAGE_SIZE;
         let enomem = ENOMEM.to_errno() as c_long;
+        let five_levels = five_level_paging()?;
+        pr_info!("populate_enomem_p4d: 5-level paging: {five_levels}\n");
         let rust = under_each_walker(|run, rec| {
-            let mut mid = 1 << 48;
-            map_at(mid - 2 * PMD_SIZE, LEN, MAP_SHARED | MAP_NORESERVE);
-            let five_levels = touch(mid - PMD_SIZE, 1).is_ok();
-            pr_info!("populate_enomem_p4d: a mapping at 256 TiB: {five_levels}\n");
-            if !five_levels {
-                mid = 64 << P4D_SHIFT;
-                map_at(mid - 2 * PMD_SIZE, LEN, MAP_SHARED | MAP_NORESERVE);
-                touch(mid - PMD_SIZE, 1)?;
-            }
-            let lo = mid - 2 * PMD_SIZE;
-            rec.set_base(lo);
-            run.mark(usize::from(five_levels))?;
-            vma_modes(lo, bindings::MPROTECT_KUNIT_UFFD_WP)?;
-            {
-                let _fail = FailAlloc::p4d();
-                run.count(change(lo, lo + LEN, UFFD_WP))?;
-            }
-            let snap = snapshot(lo, lo + LEN)?;
+            let mid = if five_levels {
+                1 << 48
+            } else {
+                64 << P4D_SHIFT
+            };
+            map_across(mid)?;
+            let snap = protect_across(run, rec, mid, FailAlloc::p4d)?;
             if five_levels {
                 assert_eq!(run.counts[0], enomem);
                 assert_eq!(count_entry(&snap[..HALF], is_marker), HALF - 1);
@@ -1220,39 +1234,16 @@ mod tests {
                 assert_eq!(run.counts[0], 2 * HALF as c_long);
                 assert_eq!(count_entry(&snap, is_marker), 2 * HALF - 1);
             }
-            run.count(change(lo, lo + LEN, UFFD_WP_RESOLVE))?;
-            vma_modes(lo, 0)?;
-            assert_eq!(peek(mid - PMD_SIZE)?, 1);
-            run.record(snap)?;
-            unmap(lo, LEN)
+            run.record(snap)
         })?;
-        if rust.marks[0] != 0 {
-            // Both calls: one invalidation of the lower half, to the PGD boundary.
-            let half = 2 * PMD_SIZE;
-            let expect = [
-                Inval::Start {
-                    start: 0,
-                    end: half,
-                },
-                Inval::End {
-                    start: 0,
-                    end: half,
-                },
-                Inval::Start {
-                    start: 0,
-                    end: half,
-                },
-                Inval::End {
-                    start: 0,
-                    end: half,
-                },
-            ];
-            assert_eq!(rust.inval_total, expect.len());
-            assert_eq!(rust.invals[..], expect[..]);
-        }
+        // With 5 levels, each call: one invalidation of the lower half, to the PGD boundary.
+        assert!(!five_levels || two_invals(&rust, ACROSS / 2));
         Ok(())
     }
 
+    /// uffd-rwp on private anonymous 4K pages: protect (`PROT_NONE` plus the uffd bit), protect
+    /// again (entries already protected are skipped and not counted), `mprotect()` read-only
+    /// (the entries stay `PROT_NONE`), resolve (read-only, no uffd bit).
     #[test]
     fn anon_uffd_rwp() -> Result {
         const NR: usize = 64;

@@ -1,10 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
 /*
- * Huge PMD and PUD operations of <linux/huge_mm.h> for Rust.  Without
- * CONFIG_TRANSPARENT_HUGEPAGE (or its PUD variant) these are static inline
- * stubs; with it they are real functions, which bindgen binds directly and
- * these helpers go unused.
+ * Huge PMD and PUD operations of <linux/huge_mm.h> for Rust.  pmd_is_huge()
+ * is always static inline.  __split_huge_pmd() without
+ * CONFIG_TRANSPARENT_HUGEPAGE, and __split_huge_pud() and change_huge_pud()
+ * without CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD, are static inline stubs;
+ * otherwise they are real functions, which bindgen binds directly, and these
+ * helpers go unused.
  *
  * change_huge_pmd() has no stub: it is declared in every configuration but
  * defined only with CONFIG_TRANSPARENT_HUGEPAGE, so Rust calls it only then

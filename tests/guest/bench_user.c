@@ -15,11 +15,15 @@
  * and "# ..." comments; scripts/bench.sh turns them into the report.
  *
  * On a kernel without the walker switch (make bench's baseline: the base
- * kernel with only the test-only debugfs patch, so only the C walker), each
- * round is one run of the C walker, reported as "base".
+ * kernel with the series' C patches only, so only the C walker), each round
+ * is one run of the C walker, reported as "base".
+ *
+ * The program runs on CPU 0 only, so that every boot takes the same paths
+ * (NUMA hinting skips folios on the local node).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -180,9 +184,15 @@ int main(int argc, char **argv)
 	struct workload w;
 	char *p;
 
+	cpu_set_t cpu0;
+
 	if (argc > 1)
 		reps = atoi(argv[1]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	CPU_ZERO(&cpu0);
+	CPU_SET(0, &cpu0);
+	if (sched_setaffinity(0, sizeof(cpu0), &cpu0))
+		die("sched_setaffinity");
 
 	/* 1: 1 GiB of 4K anonymous pages. */
 	p = anon(gib, PMD, MADV_NOHUGEPAGE);

@@ -793,8 +793,7 @@ impl<'a> PmdSlot<'a> {
     /// `change_huge_pmd()`: changes the protection of the huge PMD in this slot.
     ///
     /// Returns what `change_huge_pmd()` returns: 0 when the entry is no longer huge, else the
-    /// number of base pages changed (`HPAGE_PMD_NR`, or 1 if nothing changed), or a negative
-    /// errno.
+    /// number of base pages changed (`HPAGE_PMD_NR`, or 1 if nothing changed).
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
     #[inline]
     pub fn change_huge(&self, tlb: &mut MmuGather<'_>, newprot: PgProt, cp_flags: c_ulong) -> i32 {
