@@ -8,7 +8,10 @@
 # and writes RESULTS_DIR/bench.md (a table per figure) and bench.png.  With
 # RESULTS_DIR/bench-baseline.txt ("B <workload> base <ns>", the baseline
 # kernel without the Rust walker, under -icount), bench.md also compares the
-# C walker of the series with the C walker of the baseline.
+# C walker of the series with the C walker of the baseline; with
+# RESULTS_DIR/bench-inline-off.txt (the test kernel with
+# CONFIG_RUST_INLINE_HELPERS=n, under -icount), it adds that kernel's table:
+# what inlining the C helpers into Rust is worth.
 #
 # Per workload and figure: the median of the C and of the Rust runs, their
 # ratio, the spread of the per-round Rust/C ratios (min-max over rounds;
@@ -151,6 +154,12 @@ def main():
         if worst_base is None:
             sys.exit("bench: no workload of bench-baseline.txt matches bench-icount.txt")
         md.append(text)
+    inlinefile = os.path.join(results, "bench-inline-off.txt")
+    if os.path.exists(inlinefile):
+        order, runs = parse(inlinefile)
+        md.append(table("guest instructions with CONFIG_RUST_INLINE_HELPERS=n (every C helper "
+                        "an out-of-line call from Rust; the C walker is unaffected)",
+                        rows(order, runs)))
     with open(os.path.join(results, "bench.md"), "w") as f:
         f.write("\n".join(md))
     chart(os.path.join(results, "bench.png"), figures)

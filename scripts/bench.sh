@@ -107,4 +107,14 @@ run baseline -accel tcg -icount shift=0,sleep=off
 grep -q '^B [^ ]* base [0-9]' "$results/bench-baseline.txt" ||
 	die "the baseline printed no 'B <workload> base' lines (a walker switch in it?)"
 cp "$bbuild/.config" "$results/kernel-baseline.config"
+
+# What inlining the C helpers into Rust is worth: the test kernel with
+# CONFIG_RUST_INLINE_HELPERS=n (tests/configs/inline-off.config, built and
+# checked by make configs' script), under -icount.
+rm -f "$results/bench-inline-off.txt" "$results/qemu-inline-off.txt"
+step "build the test kernel with CONFIG_RUST_INLINE_HELPERS=n"
+"$here/configs.sh" inline-off >"$root/out/inline-off-build.log" 2>&1 ||
+	die "the RUST_INLINE_HELPERS=n kernel did not build or pass (out/inline-off-build.log)"
+kernel="$(mprs_cache)/configs/inline-off/arch/x86/boot/bzImage"
+run inline-off -accel tcg -icount shift=0,sleep=off
 python3 "$here/bench-report.py" "$results" "$wall_mode"
