@@ -3,13 +3,16 @@
 # mprotect-rs: a Rust implementation of mprotect's page-table walk, carried
 # as an RFC patch series for Linux 7.3.  See README.md.
 #
-#   make run      set up, prepare the tree, build, boot under QEMU, run KUnit,
-#                 then boot the guest: the user-space checks under each
-#                 walker and the KUnit suite that needs its devices
-#   make test     the full gate: `make run`, the configuration that once
-#                 broke the build (tests/configs/regress.config), then the
-#                 series through checkpatch.pl --strict and rustfmt over the
-#                 Rust code
+#   make run      set up, prepare the tree, build the test kernel, boot it
+#                 under QEMU, run KUnit, then boot the guest: the user-space
+#                 checks under each walker and the KUnit suite that needs
+#                 its devices (the fast kernel, for iterating)
+#   make debug    the same on the debug kernel (KASAN, lockdep, DEBUG_VM,
+#                 page-table check: tests/debug.kunitconfig)
+#   make test     the full gate: `make run`, `make debug`, the configuration
+#                 that once broke the build (tests/configs/regress.config),
+#                 then the series through checkpatch.pl --strict and rustfmt
+#                 over the Rust code
 #   make series   write the series (git format-patch --rfc --cover-letter)
 #                 to series/
 #   make configs  build the series in every configuration of tests/configs/
@@ -28,7 +31,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all run test setup prepare guest series checkpatch rustfmtcheck regress configs \
+.PHONY: all run debug test setup prepare guest series checkpatch rustfmtcheck regress configs \
 	bisect-check mutation bench clean
 
 all: run
@@ -43,7 +46,13 @@ run: prepare
 	@$(S)/kunit.sh
 	@$(S)/guest.sh
 
-# The guest alone, on the kernel that `make run` built.
+# The test kernel's build, KUnit run and guest, on the debug kernel.
+debug: prepare
+	@MPRS_KERNEL=debug $(S)/kunit.sh
+	@MPRS_KERNEL=debug $(S)/guest.sh
+
+# The guest alone, on the kernel that `make run` built (MPRS_KERNEL=debug:
+# on the one `make debug` built).
 guest:
 	@$(S)/guest.sh
 
@@ -60,7 +69,7 @@ rustfmtcheck: prepare
 regress: prepare
 	@$(S)/configs.sh regress
 
-test: run regress checkpatch rustfmtcheck
+test: run debug regress checkpatch rustfmtcheck
 	@echo "make test: all checks passed"
 
 # Not part of `make test`: every configuration of tests/configs/.

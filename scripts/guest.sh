@@ -4,16 +4,20 @@
 # Boot the kernel that scripts/kunit.sh built with a small initramfs
 # (busybox, tests/guest/init and the static test programs of tests/guest/),
 # run the user-space checks once under each mprotect walker, and check the
-# KTAP they print with kunit.py parse.  Output: out/guest.log, out/guest.json.
+# KTAP they print with kunit.py parse.  MPRS_KERNEL=test (default) or debug
+# picks the kernel (scripts/lib.sh).  Output: out/guest.log (the console),
+# out/guest.json (out/debug/ for the debug kernel).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 root=$(mprs_root)
 tree=$(mprs_tree)
+kernel_name=$(mprs_kernel)
 build=$(mprs_build)
-out="$root/out"
-timeout_s=${GUEST_TIMEOUT:-300}
+out=$(mprs_out)
+if [ "$kernel_name" = debug ]; then timeout_s=${GUEST_TIMEOUT:-1200}; else timeout_s=${GUEST_TIMEOUT:-300}; fi
+mkdir -p "$out"
 
 die() { echo "guest: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
@@ -25,7 +29,8 @@ initramfs=$("$here/initramfs.sh")
 
 accel=$("$here/kvm-probe.sh" "$kernel")
 mapfile -t args < <(mprs_qemu_args)
-step "boot under QEMU ($accel) and run the user-space checks under each walker"
+step "boot the $kernel_name kernel under QEMU ($accel) and run the user-space checks under each walker"
+t0=$(date +%s)
 set +e
 PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
 	qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio \
@@ -34,10 +39,14 @@ PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
 	</dev/null >"$out/guest.log" 2>&1
 qrc=$?
 set -e
+echo "    booted and ran in $(( $(date +%s) - t0 ))s"
 [ $qrc -eq 0 ] || echo "guest: QEMU exited with $qrc (137: killed after ${timeout_s}s)"
 rm -f "$out/guest.json"
 python3 "$tree/tools/testing/kunit/kunit.py" parse --json="$out/guest.json" \
 	"$out/guest.log" | tee "$out/guest-parsed.log" || true
-python3 "$here/check-results.py" "$out/guest.json" "$root/tests/guest/expected-suites.txt" ||
-	die "user-space checks failed (out/guest.log)"
-[ $qrc -eq 0 ] || die "the guest did not shut down cleanly (out/guest.log)"
+log=${out#$root/}/guest.log
+rc=0
+python3 "$here/check-results.py" "$out/guest.json" "$root/tests/guest/expected-suites.txt" || rc=1
+python3 "$here/splat-check.py" "$out/guest.log" "$root/tests/splat-allow.txt" || rc=1
+[ $rc -eq 0 ] || die "user-space checks on the $kernel_name kernel failed ($log)"
+[ $qrc -eq 0 ] || die "the guest did not shut down cleanly ($log)"

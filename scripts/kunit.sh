@@ -4,48 +4,73 @@
 # Configure, build and boot the patched kernel under QEMU, run KUnit, and
 # check the results.  Used by `make run` and `make test`.
 #
-# Output goes to out/ in this repository: build.log, kunit.log (the raw
-# console and kunit.py's parsed summary) and kunit.json.  The build tree is
-# $MPRS_CACHE/build; the kernel source tree is scripts/prepare-tree.sh's.
+# MPRS_KERNEL=test (default) or debug picks the kernel (scripts/lib.sh).
+# Output goes to out/ (out/debug/ for the debug kernel): config.log,
+# build.log, kunit.log (kunit.py's parsed summary), console.log (the raw
+# console) and kunit.json.  The build tree is $MPRS_CACHE/build (or
+# build-debug); the kernel source tree is scripts/prepare-tree.sh's.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 root=$(mprs_root)
 tree=$(mprs_tree)
+kernel=$(mprs_kernel)
 build=$(mprs_build)
 # MPRS_OUT and MPRS_KUNITCONFIG let make configs boot another configuration.
-out=${MPRS_OUT:-$root/out}
-kunitconfig=${MPRS_KUNITCONFIG:-$root/tests/mprotect-rs.kunitconfig}
+out=$(mprs_out)
+mapfile -t kunitconfigs < <(mprs_kunitconfigs)
 qemu_config="$root/tests/qemu/x86_64.py"
 jobs=${JOBS:-$(nproc)}
-timeout_s=${KUNIT_TIMEOUT:-300}
+# KASAN and lockdep under TCG make the debug kernel several times slower.
+if [ "$kernel" = debug ]; then timeout_s=${KUNIT_TIMEOUT:-1500}; else timeout_s=${KUNIT_TIMEOUT:-300}; fi
 
 die() { echo "kunit: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
 
 mkdir -p "$out" "$build"
 kunit_py=("python3" "$tree/tools/testing/kunit/kunit.py")
-common=(--arch=x86_64 --build_dir="$build" --kunitconfig="$kunitconfig"
-	--qemu_config="$qemu_config" --make_options "LLVM=$MPRS_LLVM")
+common=(--arch=x86_64 --build_dir="$build" --qemu_config="$qemu_config"
+	--make_options "LLVM=$MPRS_LLVM")
+for k in "${kunitconfigs[@]}"; do common+=(--kunitconfig="$k"); done
 
-step "configure ($build)"
+step "configure the $kernel kernel ($build)"
 "${kunit_py[@]}" config "${common[@]}" >"$out/config.log" 2>&1 || {
 	cat "$out/config.log"; die "kernel configuration failed (see above)"; }
+# A dependency can silently drop an option in olddefconfig: check, and log
+# at the top of the build log, that every option of the fragments holds in
+# the .config that is built.
+for k in "${kunitconfigs[@]}"; do
+	while IFS= read -r want; do
+		opt=${want#\# }
+		opt=${opt%%[= ]*}
+		have=$(grep -E "^$opt=|^# $opt is not set" "$build/.config" || echo "$opt absent")
+		if [ "$have" = "$want" ]; then
+			echo "config: $(basename "$k"): $want: holds"
+		else
+			echo "config: $(basename "$k"): $want: DOES NOT HOLD ($have)"
+		fi
+	done < <(grep -E '^CONFIG_|^# CONFIG_.* is not set' "$k")
+done >"$out/build.log"
+{ grep -v "mprotect-rs.kunitconfig.*: holds" "$out/build.log" || true; } | sed "s/^/    /"
+echo "    $(grep -c "mprotect-rs.kunitconfig.*: holds" "$out/build.log") options of" \
+	"mprotect-rs.kunitconfig hold (out/build.log)"
+! grep -q "DOES NOT HOLD" "$out/build.log" ||
+	die "options of the configuration do not hold after olddefconfig (see above)"
 
 step "build (make LLVM=$MPRS_LLVM CLIPPY=1 -j$jobs, log in out/build.log)"
 t0=$(date +%s)
 if ! make -C "$tree" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
-	>"$out/build.log" 2>&1; then
+	>>"$out/build.log" 2>&1; then
 	grep -E "error|Error" "$out/build.log" | head -n 40
 	tail -n 20 "$out/build.log"
-	die "kernel build failed (full log: out/build.log)"
+	die "kernel build failed (full log: ${out#$root/}/build.log)"
 fi
 echo "    built in $(( $(date +%s) - t0 ))s"
 # The build must be free of compiler and rustc warnings.
 if grep -nE '(^|[: ])warning(\[[A-Za-z0-9_-]+\])?: ' "$out/build.log" >"$out/warnings.log"; then
 	cat "$out/warnings.log"
-	die "the build printed $(wc -l <"$out/warnings.log") warning line(s) (out/build.log)"
+	die "the build printed $(wc -l <"$out/warnings.log") warning line(s) (${out#$root/}/build.log)"
 fi
 
 # 64K mTHP folios where MADV_HUGEPAGE asks for them (the random layouts use
@@ -60,15 +85,20 @@ extra=(--kernel_args "thp_anon=64K:madvise" --kernel_args "thp_anon=2M:inherit")
 suites='mprotect_rs_[!g]*'
 
 accel=$("$here/kvm-probe.sh" "$build/arch/x86/boot/bzImage")
-step "boot under QEMU ($accel) and run KUnit"
+step "boot the $kernel kernel under QEMU ($accel) and run KUnit"
 # A run that dies before writing its results must not be judged by old ones.
-rm -f "$out/kunit.json"
+rm -f "$out/kunit.json" "$build/test.log"
+t0=$(date +%s)
 set +e
 PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel \
 	"${kunit_py[@]}" exec "${common[@]}" --timeout="$timeout_s" \
 	--json="$out/kunit.json" "${extra[@]}" "$@" "$suites" 2>&1 | tee "$out/kunit.log"
 rc=${PIPESTATUS[0]}
 set -e
+echo "    booted and ran in $(( $(date +%s) - t0 ))s"
+# kunit.py keeps the raw console in the build directory.
+cp "$build/test.log" "$out/console.log" 2>/dev/null || : >"$out/console.log"
 python3 "$here/check-results.py" "$out/kunit.json" "$root/tests/expected-suites.txt" ||
 	rc=1
-[ "$rc" -eq 0 ] || die "KUnit run failed (out/kunit.log)"
+python3 "$here/splat-check.py" "$out/console.log" "$root/tests/splat-allow.txt" || rc=1
+[ "$rc" -eq 0 ] || die "KUnit run on the $kernel kernel failed (${out#$root/}/kunit.log, console.log)"

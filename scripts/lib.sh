@@ -5,8 +5,46 @@ mprs_root() { (cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd); }
 mprs_cache() { echo "${MPRS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mprotect-rs}"; }
 # The kernel tree the series is applied to.
 mprs_tree() { echo "${KERNEL_SRC:-$(mprs_cache)/linux}"; }
-# The kernel build directory (O=), outside every source tree.
-mprs_build() { echo "${KBUILD_OUTPUT_DIR:-$(mprs_cache)/build}"; }
+# The kernels `make test` builds and boots: MPRS_KERNEL=test (the default),
+# tests/mprotect-rs.kunitconfig, or MPRS_KERNEL=debug, the same plus
+# tests/debug.kunitconfig (KASAN, lockdep, DEBUG_VM, page-table check).
+mprs_kernel() {
+	case ${MPRS_KERNEL:-test} in
+	test|debug) echo "${MPRS_KERNEL:-test}" ;;
+	*) echo "MPRS_KERNEL must be test or debug, not '$MPRS_KERNEL'" >&2; return 1 ;;
+	esac
+}
+# The kernel's build directory (O=), outside every source tree.
+mprs_build() {
+	local k
+	k=$(mprs_kernel) || return 1
+	if [ -n "${KBUILD_OUTPUT_DIR:-}" ]; then
+		echo "$KBUILD_OUTPUT_DIR"
+	elif [ "$k" = test ]; then
+		echo "$(mprs_cache)/build"
+	else
+		echo "$(mprs_cache)/build-$k"
+	fi
+}
+# Where the runs of that kernel write their logs and results.
+mprs_out() {
+	local k
+	k=$(mprs_kernel) || return 1
+	if [ -n "${MPRS_OUT:-}" ]; then
+		echo "$MPRS_OUT"
+	elif [ "$k" = test ]; then
+		echo "$(mprs_root)/out"
+	else
+		echo "$(mprs_root)/out/$k"
+	fi
+}
+# Its configuration fragments, in the order kunit.py merges them.
+mprs_kunitconfigs() {
+	local k
+	k=$(mprs_kernel) || return 1
+	echo "${MPRS_KUNITCONFIG:-$(mprs_root)/tests/mprotect-rs.kunitconfig}"
+	[ "$k" = test ] || echo "$(mprs_root)/tests/$k.kunitconfig"
+}
 mprs_kernel_tarball() { ls /usr/src/linux-source-7.3.tar.* 2>/dev/null | head -n1; }
 mprs_rust_lib_src() { echo "/usr/src/rustc-$(rustc --version | awk '{print $2}')/library"; }
 mprs_kernel_version() {
@@ -64,6 +102,8 @@ export RUST_LIB_SRC=${RUST_LIB_SRC:-$(mprs_rust_lib_src)}
 # of tests/qemu/args and the kernel command line.  memmap= turns the 1 GiB of
 # RAM at 4 GiB (above the PCI hole of a 4 GiB pc machine) into soft-reserved
 # memory, which dax_hmem makes a device-DAX device; brd makes a 64 MiB RAM
-# disk, /dev/ram0, which tests/guest/init turns into swap.
-MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init quiet kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
+# disk, /dev/ram0, which tests/guest/init turns into swap.  loglevel=5
+# prints warnings and worse (scripts/splat-check.py reads them), not the
+# boot's informational messages.
+MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
 mprs_qemu_args() { grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d'; }
