@@ -20,6 +20,7 @@ src="$cache/bisect-src"
 build="$cache/configs/bisect"
 jobs=${JOBS:-$(nproc)}
 mkdir -p "$out" "$build"
+mapfile -t kargs < <(mprs_kunit_kernel_args)
 g() { git -C "$tree" "$@"; }
 
 base=$(g rev-parse --verify refs/mprs/base) || exit 1
@@ -69,8 +70,7 @@ for c in "${commits[@]}"; do
 			python3 "$src/tools/testing/kunit/kunit.py" exec --arch=x86_64 --build_dir="$build" \
 			--kunitconfig="$root/tests/mprotect-rs.kunitconfig" \
 			--qemu_config="$root/tests/qemu/x86_64.py" --timeout="${KUNIT_TIMEOUT:-300}" \
-			--kernel_args "thp_anon=64K:madvise" --kernel_args "thp_anon=2M:inherit" \
-			--json="$out/$n.json" 'mprotect_rs_[!g]*' >>"$log" 2>&1
+			"${kargs[@]}" --json="$out/$n.json" 'mprotect_rs_[!g]*' >>"$log" 2>&1
 		if python3 "$here/check-results.py" "$out/$n.json" "$out/$n.expected" >>"$log" 2>&1; then
 			kunit_result="$(tail -n 1 "$log")"
 		else

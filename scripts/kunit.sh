@@ -54,11 +54,11 @@ for k in "${kunitconfigs[@]}"; do
 done >"$out/build.log"
 { grep -v "mprotect-rs.kunitconfig.*: holds" "$out/build.log" || true; } | sed "s/^/    /"
 echo "    $(grep -c "mprotect-rs.kunitconfig.*: holds" "$out/build.log") options of" \
-	"mprotect-rs.kunitconfig hold (out/build.log)"
+	"mprotect-rs.kunitconfig hold (${out#$root/}/build.log)"
 ! grep -q "DOES NOT HOLD" "$out/build.log" ||
 	die "options of the configuration do not hold after olddefconfig (see above)"
 
-step "build (make LLVM=$MPRS_LLVM CLIPPY=1 -j$jobs, log in out/build.log)"
+step "build (make LLVM=$MPRS_LLVM CLIPPY=1 -j$jobs, log in ${out#$root/}/build.log)"
 t0=$(date +%s)
 if ! make -C "$tree" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
 	>>"$out/build.log" 2>&1; then
@@ -73,10 +73,9 @@ if grep -nE '(^|[: ])warning(\[[A-Za-z0-9_-]+\])?: ' "$out/build.log" >"$out/war
 	die "the build printed $(wc -l <"$out/warnings.log") warning line(s) (${out#$root/}/build.log)"
 fi
 
-# 64K mTHP folios where MADV_HUGEPAGE asks for them (the random layouts use
-# them); naming any size in thp_anon= turns the others off, so PMD THPs too.
+# The command line of scripts/lib.sh (mTHP sizes, hugetlb pages).
 # RANDOM_CASES and RANDOM_SEED size and seed the randomized differential test.
-extra=(--kernel_args "thp_anon=64K:madvise" --kernel_args "thp_anon=2M:inherit")
+mapfile -t extra < <(mprs_kunit_kernel_args)
 [ -z "${RANDOM_CASES:-}" ] || extra+=(--kernel_args "mprotect_rs.random_cases=$RANDOM_CASES")
 [ -z "${RANDOM_SEED:-}" ] || extra+=(--kernel_args "mprotect_rs.seed=$RANDOM_SEED")
 

@@ -98,6 +98,17 @@ export PATH="$HOME/.cargo/bin:$PATH"
 export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-22/lib}
 export RUST_LIB_SRC=${RUST_LIB_SRC:-$(mprs_rust_lib_src)}
 
+# The kernel command line of the KUnit boots (scripts/kunit.sh, bisect-check):
+# 64K mTHP folios where MADV_HUGEPAGE asks for them (the random layouts and
+# anon_mthp_sub_batches use them; naming any size in thp_anon= turns the
+# others off, so PMD THPs too), and four 2 MiB hugetlb pages for
+# hugetlb_not_walked.
+MPRS_KUNIT_CMDLINE="thp_anon=64K:madvise thp_anon=2M:inherit hugepages=4"
+mprs_kunit_kernel_args() {
+	local a
+	for a in $MPRS_KUNIT_CMDLINE; do printf -- '--kernel_args\n%s\n' "$a"; done
+}
+
 # The initramfs guests (scripts/guest.sh, scripts/bench.sh): the QEMU machine
 # of tests/qemu/args and the kernel command line.  memmap= turns the 1 GiB of
 # RAM at 4 GiB (above the PCI hole of a 4 GiB pc machine) into soft-reserved

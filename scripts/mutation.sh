@@ -55,6 +55,9 @@ mutations=(
                 continue;
             }''')"
 "C walker: notifier range restarted after a PUD at address 0 (the bug patch 1 fixes)|sub(s, '''+		if (!range_started) {''', '''+		if (!range_started || !range.start) {''')"
+"soft-dirty rule of the write upgrade ignored|sub(s, '''if self.soft_dirty() && !pte.soft_dirty() {''', '''if self.soft_dirty() && !pte.soft_dirty() && pte.none() {''')"
+"soft-dirty bit of a writable migration entry dropped|sub(s, '''if oldpte.swp_soft_dirty() {''', '''if oldpte.swp_soft_dirty() && oldpte.none() {''')"
+"PFN of a write-upgraded sub-batch off by one page|sub(s, '''let mut ptent = ptent.advance_pfn(off);''', '''let mut ptent = ptent.advance_pfn(off + usize::from(off > 0));''')"
 )
 
 # MUTATIONS="1 3" runs only those (numbered from 1).

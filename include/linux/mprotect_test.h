@@ -21,6 +21,35 @@ enum {
 };
 
 int mprotect_vma_modes_for_kunit(unsigned long addr, unsigned int modes);
+
+/* One page of mprotect_snapshot_for_kunit(): a kind, flags and a PFN. */
+enum {
+	MPROTECT_SNAP_NONE = 0,
+	MPROTECT_SNAP_PTE = 1,		/* a present PTE */
+	MPROTECT_SNAP_LEAF = 2,		/* a non-present, non-none PTE */
+	MPROTECT_SNAP_PMD = 3,		/* part of a huge PMD */
+	MPROTECT_SNAP_PUD = 4,		/* part of a huge PUD */
+	MPROTECT_SNAP_HUGETLB = 5,	/* part of a hugetlb page */
+	MPROTECT_SNAP_KIND = 7,
+	MPROTECT_SNAP_PRESENT = 1 << 3,	/* PUD and hugetlb only */
+	MPROTECT_SNAP_WRITE = 1 << 4,	/* also a writable migration or
+					 * device-private entry */
+	MPROTECT_SNAP_DIRTY = 1 << 5,
+	MPROTECT_SNAP_SOFT_DIRTY = 1 << 6,
+	MPROTECT_SNAP_PROTNONE = 1 << 7,
+	MPROTECT_SNAP_UFFD = 1 << 8,
+	MPROTECT_SNAP_MARKER = 1 << 9,
+	MPROTECT_SNAP_GUARD = 1 << 10,
+	MPROTECT_SNAP_MIGRATION = 1 << 11,
+	MPROTECT_SNAP_DEVICE = 1 << 12,
+	MPROTECT_SNAP_PFN_SHIFT = 16,
+};
+
+int mprotect_snapshot_for_kunit(unsigned long start, unsigned long end,
+				u64 *out);
+#ifdef CONFIG_HUGETLB_PAGE
+unsigned long mprotect_mmap_hugetlb_for_kunit(unsigned long len);
+#endif
 #endif /* CONFIG_MPROTECT_TEST_HOOKS */
 
 #endif /* _LINUX_MPROTECT_TEST_H */

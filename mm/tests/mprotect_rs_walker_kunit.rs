@@ -19,6 +19,7 @@ const __LOG_PREFIX: &[u8] = b"mprotect_rs_walkers\0";
 mod tests {
     use core::{
         ffi::c_void,
+        ops::Deref,
         ptr,
         sync::atomic::{AtomicUsize, Ordering},
     };
@@ -26,7 +27,7 @@ mod tests {
         bindings,
         ffi::{c_int, c_long, c_ulong},
         mm::{
-            pgtable::{self, InvalidateRange, Pte},
+            pgtable::InvalidateRange,
             virt::VmaRef,
         },
         page::{PAGE_SHIFT, PAGE_SIZE},
@@ -34,7 +35,8 @@ mod tests {
         str::CString,
         uaccess::{UserPtr, UserSlice},
         uapi::{
-            MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_PAGEOUT, MAP_ANONYMOUS,
+            MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_MERGEABLE, MADV_NOHUGEPAGE, MADV_PAGEOUT,
+            MAP_ANONYMOUS,
             MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ,
             PROT_WRITE,
         },
@@ -78,6 +80,8 @@ mod tests {
         Pmd { write: bool },
         /// Part of a huge PUD.
         Pud { write: bool, present: bool },
+        /// Part of a hugetlb page.
+        Hugetlb { write: bool, present: bool },
     }
 
     /// One MMU notifier invalidation of the mprotect kind (`MMU_NOTIFY_PROTECTION_VMA`).
@@ -92,6 +96,11 @@ mod tests {
     struct Run {
         /// The mapping of every page, after each step that records one.
         trace: KVec<KVec<Entry>>,
+        /// For the same steps and pages, every flag the snapshot read and what became of the
+        /// page the entry maps ([`Snapshot::details`]).
+        details: KVec<KVVec<u32>>,
+        /// The last snapshot recorded, for the page verdicts of the next one.
+        last: Option<Snapshot>,
         /// Results of `change_protection()` and `mprotect()` calls, and digests.
         counts: KVec<c_long>,
         /// The first invalidations seen during the run, relative to the base address that the
@@ -110,8 +119,13 @@ mod tests {
             Ok(())
         }
 
-        fn record(&mut self, entries: KVec<Entry>) -> Result {
+        /// Records a snapshot, with the page verdicts against the last one recorded.
+        fn record(&mut self, mut snap: Snapshot) -> Result {
+            let details = snap.details(self.last.as_ref())?;
+            self.details.push(details, GFP_KERNEL)?;
+            let entries = core::mem::take(&mut snap.entries);
             self.trace.push(entries, GFP_KERNEL)?;
+            self.last = Some(snap);
             Ok(())
         }
 
@@ -133,44 +147,12 @@ mod tests {
 
     const FNV_SEED: u64 = 0xcbf2_9ce4_8422_2325;
 
-    /// A digest of a snapshot, for runs too long to keep every snapshot.
-    fn digest(entries: &[Entry]) -> c_long {
+    /// A digest of a snapshot (every flag of every page, not the PFNs), for runs too long to
+    /// keep every snapshot.
+    fn digest(snap: &Snapshot) -> c_long {
         let mut h = FNV_SEED;
-        for e in entries {
-            let w = match *e {
-                Entry::None => 0,
-                Entry::Pte {
-                    write,
-                    dirty,
-                    protnone,
-                    uffd,
-                } => {
-                    1 | u64::from(write) << 4
-                        | u64::from(dirty) << 5
-                        | u64::from(protnone) << 6
-                        | u64::from(uffd) << 7
-                }
-                Entry::Leaf {
-                    marker,
-                    guard,
-                    migration_write,
-                    device,
-                    device_write,
-                    uffd,
-                } => {
-                    2 | u64::from(marker) << 4
-                        | u64::from(guard) << 5
-                        | u64::from(migration_write) << 6
-                        | u64::from(uffd) << 7
-                        | u64::from(device) << 8
-                        | u64::from(device_write) << 9
-                }
-                Entry::Pmd { write } => 3 | u64::from(write) << 4,
-                Entry::Pud { write, present } => {
-                    4 | u64::from(write) << 4 | u64::from(present) << 5
-                }
-            };
-            h = fnv(h, &[w]);
+        for raw in snap.raw.iter() {
+            h = fnv(h, &[raw & SNAP_FLAGS]);
         }
         h as c_long
     }
@@ -313,92 +295,117 @@ mod tests {
         }
     }
 
-    fn pte_entry(pte: Pte) -> Entry {
-        if pte.none() {
-            Entry::None
-        } else if pte.present() {
-            Entry::Pte {
-                write: pte.write(),
-                dirty: pte.dirty(),
-                protnone: pte.protnone(),
-                uffd: pte.uffd(),
-            }
-        } else {
-            let leaf = pte.softleaf();
-            Entry::Leaf {
-                marker: leaf.is_marker(),
-                guard: leaf.is_guard_marker(),
-                migration_write: leaf.is_migration_write(),
-                device: leaf.is_device_private(),
-                device_write: leaf.is_device_private_write(),
-                uffd: pte.swp_uffd(),
-            }
+    /// The flags of a `mprotect_snapshot_for_kunit()` entry, without its PFN.
+    const SNAP_FLAGS: u64 = (1 << bindings::MPROTECT_SNAP_PFN_SHIFT) - 1;
+
+    /// What became of the page an entry maps, against the snapshot before it: bits of
+    /// [`Snapshot::details`] above the entry's flags.
+    const PAGE_SAME: u32 = 1 << 16;
+    const PAGE_OTHER: u32 = 1 << 17;
+    const PAGE_NEW: u32 = 1 << 18;
+
+    /// How each page of a range was mapped, read by `mprotect_snapshot_for_kunit()` (the
+    /// kernel's `walk_page_range()`, not the code under test).
+    ///
+    /// Dereferences to the [`Entry`] of each page, which the scenarios check; the raw entries
+    /// hold every flag the snapshot reads (soft-dirty, the bits of huge entries) and the PFN.
+    struct Snapshot {
+        start: usize,
+        entries: KVec<Entry>,
+        raw: KVVec<u64>,
+    }
+
+    impl Deref for Snapshot {
+        type Target = [Entry];
+
+        fn deref(&self) -> &[Entry] {
+            &self.entries
         }
     }
 
-    fn push_n(out: &mut KVec<Entry>, entry: Entry, from: usize, to: usize) -> Result {
-        for _ in 0..(to - from) >> PAGE_SHIFT {
-            out.push(entry, GFP_KERNEL)?;
-        }
-        Ok(())
-    }
-
-    /// Records how each page of `[addr, end)` of the current mm is mapped; the range may span
-    /// several VMAs but no holes.
-    fn snapshot(addr: usize, end: usize) -> Result<KVec<Entry>> {
-        let current = kernel::current!();
-        let mm = current.mm().ok_or(EINVAL)?;
-        let lock = mm.mmap_read_lock();
-        let mut out = KVec::new();
-        let mut at = addr;
-        while at < end {
-            let vma = lock.vma_lookup(at).ok_or(EINVAL)?;
-            let stop = end.min(vma.end());
-            for pgd in pgtable::pgd_range(vma, at, stop).ok_or(EINVAL)? {
-                let Some(p4ds) = pgd.p4ds() else {
-                    push_n(&mut out, Entry::None, pgd.addr(), pgd.end())?;
-                    continue;
+    impl Snapshot {
+        /// The flags of each page, and what became of the page it maps since `before` (a
+        /// snapshot of the same range): the same page, another one, or one where there was
+        /// none. Each walker builds its layout in its own mm, so PFNs differ between their
+        /// runs, but these verdicts must not.
+        fn details(&self, before: Option<&Snapshot>) -> Result<KVVec<u32>> {
+            let before =
+                before.filter(|b| b.start == self.start && b.raw.len() == self.raw.len());
+            let mut out = KVVec::with_capacity(self.raw.len(), GFP_KERNEL)?;
+            for (i, &raw) in self.raw.iter().enumerate() {
+                let pfn = raw >> bindings::MPROTECT_SNAP_PFN_SHIFT;
+                let old = before.map_or(0, |b| b.raw[i] >> bindings::MPROTECT_SNAP_PFN_SHIFT);
+                let verdict = match (before, pfn, old) {
+                    (None, _, _) | (_, 0, _) => 0,
+                    (Some(_), _, 0) => PAGE_NEW,
+                    (Some(_), p, o) if p == o => PAGE_SAME,
+                    _ => PAGE_OTHER,
                 };
-                for p4d in p4ds {
-                    let Some(puds) = p4d.puds() else {
-                        push_n(&mut out, Entry::None, p4d.addr(), p4d.end())?;
-                        continue;
-                    };
-                    for pud in puds {
-                        let val = pud.get();
-                        let Some(pmds) = pud.pmds(val) else {
-                            let e = if val.none() {
-                                Entry::None
-                            } else {
-                                Entry::Pud {
-                                    write: val.write(),
-                                    present: val.present(),
-                                }
-                            };
-                            push_n(&mut out, e, pud.addr(), pud.end())?;
-                            continue;
-                        };
-                        for pmd in pmds {
-                            let val = pmd.get();
-                            if val.none() {
-                                push_n(&mut out, Entry::None, pmd.addr(), pmd.end())?;
-                            } else if val.is_huge() {
-                                let e = Entry::Pmd { write: val.write() };
-                                push_n(&mut out, e, pmd.addr(), pmd.end())?;
-                            } else if let Some(ptes) = pmd.map_lock() {
-                                for i in 0..ptes.len() {
-                                    out.push(pte_entry(ptes.get(i)), GFP_KERNEL)?;
-                                }
-                            } else {
-                                push_n(&mut out, Entry::None, pmd.addr(), pmd.end())?;
-                            }
-                        }
-                    }
+                out.push((raw & SNAP_FLAGS) as u32 | verdict, GFP_KERNEL)?;
+            }
+            Ok(out)
+        }
+
+        /// The PFN of page `i` (0 if none).
+        fn pfn(&self, i: usize) -> u64 {
+            self.raw[i] >> bindings::MPROTECT_SNAP_PFN_SHIFT
+        }
+
+        /// Whether page `i` has the soft-dirty bit.
+        fn soft_dirty(&self, i: usize) -> bool {
+            self.raw[i] & u64::from(bindings::MPROTECT_SNAP_SOFT_DIRTY) != 0
+        }
+    }
+
+    /// The [`Entry`] of a `mprotect_snapshot_for_kunit()` entry.
+    fn entry(raw: u64) -> Entry {
+        let has = |flag: u32| raw & u64::from(flag) != 0;
+        let write = has(bindings::MPROTECT_SNAP_WRITE);
+        let present = has(bindings::MPROTECT_SNAP_PRESENT);
+        match (raw & u64::from(bindings::MPROTECT_SNAP_KIND)) as u32 {
+            bindings::MPROTECT_SNAP_PTE => Entry::Pte {
+                write,
+                dirty: has(bindings::MPROTECT_SNAP_DIRTY),
+                protnone: has(bindings::MPROTECT_SNAP_PROTNONE),
+                uffd: has(bindings::MPROTECT_SNAP_UFFD),
+            },
+            bindings::MPROTECT_SNAP_LEAF => {
+                let device = has(bindings::MPROTECT_SNAP_DEVICE);
+                Entry::Leaf {
+                    marker: has(bindings::MPROTECT_SNAP_MARKER),
+                    guard: has(bindings::MPROTECT_SNAP_GUARD),
+                    migration_write: has(bindings::MPROTECT_SNAP_MIGRATION) && write,
+                    device,
+                    device_write: device && write,
+                    uffd: has(bindings::MPROTECT_SNAP_UFFD),
                 }
             }
-            at = stop;
+            bindings::MPROTECT_SNAP_PMD => Entry::Pmd { write },
+            bindings::MPROTECT_SNAP_PUD => Entry::Pud { write, present },
+            bindings::MPROTECT_SNAP_HUGETLB => Entry::Hugetlb { write, present },
+            _ => Entry::None,
         }
-        Ok(out)
+    }
+
+    /// Records how each page of `[addr, end)` of the current mm is mapped.
+    fn snapshot(addr: usize, end: usize) -> Result<Snapshot> {
+        let n = end.checked_sub(addr).ok_or(EINVAL)? >> PAGE_SHIFT;
+        let mut raw = KVVec::with_capacity(n, GFP_KERNEL)?;
+        raw.resize(n, 0, GFP_KERNEL)?;
+        // SAFETY: `raw` has room for one entry per page of the range; the function takes the
+        // current mm's mmap lock itself.
+        kernel::error::to_result(unsafe {
+            bindings::mprotect_snapshot_for_kunit(addr, end, raw.as_mut_ptr())
+        })?;
+        let mut entries = KVec::with_capacity(n, GFP_KERNEL)?;
+        for &r in raw.iter() {
+            entries.push(entry(r), GFP_KERNEL)?;
+        }
+        Ok(Snapshot {
+            start: addr,
+            entries,
+            raw,
+        })
     }
 
     /// The walker `change_protection()` uses now.
@@ -662,23 +669,75 @@ mod tests {
         }
     }
 
+    /// The walker a scenario runs under while it runs (its index in [`WALKERS`], plus one), and
+    /// the walker to select again afterwards (its index).
+    static RUNNING: AtomicUsize = AtomicUsize::new(0);
+    static CHOSEN: AtomicUsize = AtomicUsize::new(0);
+
+    /// A KUnit action, run when the test ends however it ends: a failed assertion ends the
+    /// test's thread in the middle of a scenario, so this names the walker it failed under and
+    /// selects the boot choice again.
+    ///
+    /// # Safety
+    ///
+    /// `test` is the test that added the action, alive while its actions run.
+    unsafe extern "C" fn end_of_scenarios(test: *mut c_void) {
+        let running = RUNNING.swap(0, Ordering::Relaxed);
+        if let Some(walker) = running.checked_sub(1).and_then(|i| WALKERS.get(i)) {
+            let msg = fmt!("    # the scenario stopped under the {walker:?} walker");
+            kernel::kunit::info(msg);
+            if let Ok(line) = CString::try_from_fmt(msg) {
+                // SAFETY: By the function's safety requirements `test` is alive; the format
+                // takes one NUL-terminated string.
+                unsafe {
+                    let log = (*test.cast::<bindings::kunit>()).log;
+                    bindings::kunit_log_append(log, c"%s".as_char_ptr(), line.as_char_ptr());
+                }
+            }
+        }
+        if let Some(walker) = WALKERS.get(CHOSEN.load(Ordering::Relaxed)) {
+            // Else the next test would run under the walker this one stopped under.
+            let _ = select(walker);
+        }
+    }
+
+    fn walker_index(walker: &CStr) -> Option<usize> {
+        WALKERS.iter().position(|w| *w == walker)
+    }
+
+    /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
+    /// runs recorded the same entries, counts, invalidations, flags and page verdicts. Returns
+    /// the Rust walker's run.
+    ///
+    /// The scenario checks its own expectations with the test's `assert!`s; this function is
+    /// outside the test functions, so it reports a difference as an error instead. A failure
+    /// says which walker it happened under, also when an assertion ends the test.
     fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Result) -> Result<Run> {
         let _cpu0 = OnCpu0::pin()?;
         // Selected again afterwards: the boot choice (Kconfig or `mprotect_walker=`).
         let chosen = walker_name();
+        CHOSEN.store(walker_index(chosen).ok_or(EINVAL)?, Ordering::Relaxed);
+        // SAFETY: Called from a KUnit test case, so the current test is valid; the action
+        // gets the test, which outlives its actions.
+        kernel::error::to_result(unsafe {
+            let test = bindings::kunit_get_current_test();
+            bindings::kunit_add_action(test, Some(end_of_scenarios), test.cast())
+        })?;
         let mut runs: KVec<Run> = KVec::new();
-        for walker in WALKERS {
+        for (i, walker) in WALKERS.iter().enumerate() {
             select(walker)?;
+            RUNNING.store(i + 1, Ordering::Relaxed);
             let recording = Recording::start()?;
             let mut run = Run::default();
             let ret = scenario(&mut run, &recording);
             recording.finish(&mut run)?;
             runs.push(run, GFP_KERNEL)?;
             if let Err(e) = ret {
-                pr_err!("scenario failed under the {walker:?} walker: {e:?}\n");
-                select(chosen)?;
+                RUNNING.store(0, Ordering::Relaxed);
+                diag(fmt!("    # the scenario failed under the {walker:?} walker: {e:?}"));
                 return Err(e);
             }
+            RUNNING.store(0, Ordering::Relaxed);
         }
         select(chosen)?;
 
@@ -731,6 +790,17 @@ mod tests {
                     pr_err!("step {step}, page {page}: C {ce:?}, Rust {re:?}\n");
                     return Err(EINVAL);
                 }
+            }
+            // Every flag, and what became of each mapped page (same, other, new).
+            let (cd, rd) = (&c.details[step], &rust.details[step]);
+            if let Some(page) = cd.iter().zip(rd.iter()).position(|(a, b)| a != b) {
+                pr_err!(
+                    "step {step}, page {page}: C flags and page {:#x}, Rust {:#x} ({:?})\n",
+                    cd[page],
+                    rd[page],
+                    ct[page]
+                );
+                return Err(EINVAL);
             }
         }
         Ok(rust)
@@ -1142,7 +1212,7 @@ mod tests {
         rec: &Recording,
         mid: usize,
         fail: fn() -> FailAlloc,
-    ) -> Result<KVec<Entry>> {
+    ) -> Result<Snapshot> {
         let lo = mid - ACROSS / 2;
         rec.set_base(lo);
         vma_modes(lo, bindings::MPROTECT_KUNIT_UFFD_WP)?;
@@ -1412,6 +1482,11 @@ mod tests {
             assert_eq!(mprotect(addr, len, PROT_READ), 0);
             let ro = snapshot(addr, end)?;
             assert_eq!(count_entry(&ro, migration(false)), MIGRATING.len());
+            // Written pages are soft-dirty, and so their migration entries: the bit survives
+            // the conversion to a readable entry.
+            if cfg!(CONFIG_MEM_SOFT_DIRTY) {
+                assert!(MIGRATING.clone().all(|i| migrating.soft_dirty(i) && ro.soft_dirty(i)));
+            }
             // Present PTEs count; migration entries already read-only do not.
             run.count(change(addr, end, 0))?;
             assert_eq!(run.counts[0], (NR - MIGRATING.len()) as c_long);
@@ -1433,6 +1508,183 @@ mod tests {
             run.record(ro)?;
             run.record(restored)?;
             run.record(rw)?;
+            unmap(addr, len)
+        })?;
+        Ok(())
+    }
+
+    /// `clear_refs` 4 on the current mm (`mprotect_clear_soft_dirty_for_kunit()`): every PTE
+    /// write-protected and not soft-dirty, and soft-dirty tracking on for every VMA.
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    fn clear_soft_dirty() -> Result {
+        // SAFETY: Operates on the current mm, under its own locking.
+        kernel::error::to_result(unsafe { bindings::mprotect_clear_soft_dirty_for_kunit() })
+    }
+
+    /// Soft-dirty tracking and the write upgrade: after `clear_refs` 4, `mprotect()` read-write
+    /// may make writable only the pages written since (soft-dirty); a page not written since
+    /// must stay read-only, so that its next write faults and sets the bit
+    /// (`pte_needs_soft_dirty_wp()`).
+    #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+    #[test]
+    fn soft_dirty_write_upgrade() -> Result {
+        const NR: usize = 32;
+        let rewritten = |i: usize| i % 3 == 0;
+        under_each_walker(|run, rec| {
+            let len = NR * PAGE_SIZE;
+            let addr = map_4k(rec, len, 0)?;
+            let end = addr + len;
+            for i in 0..NR {
+                touch(addr + i * PAGE_SIZE, i as u8)?;
+            }
+            let written = snapshot(addr, end)?;
+            assert!((0..NR).all(|i| written.soft_dirty(i)));
+            clear_soft_dirty()?;
+            let cleared = snapshot(addr, end)?;
+            let ro_pte = |e: &Entry| matches!(e, Entry::Pte { write: false, .. });
+            assert_eq!(count_entry(&cleared, ro_pte), NR);
+            assert!((0..NR).all(|i| !cleared.soft_dirty(i)));
+            for i in (0..NR).filter(|&i| rewritten(i)) {
+                touch(addr + i * PAGE_SIZE, 0x80 | i as u8)?;
+            }
+            let again = snapshot(addr, end)?;
+            assert!((0..NR).all(|i| again.soft_dirty(i) == rewritten(i)));
+
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(count_entry(&ro, ro_pte), NR);
+            assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
+            let rw = snapshot(addr, end)?;
+            for (i, e) in rw.iter().enumerate() {
+                assert_eq!(matches!(e, Entry::Pte { write: true, .. }), rewritten(i));
+                assert_eq!(rw.soft_dirty(i), rewritten(i));
+            }
+            // `change_protection()` with the write upgrade, as mprotect_fixup() asks it: every
+            // present PTE counts, none becomes writable that was not.
+            run.count(change(addr, end, TRY_CHANGE_WRITABLE))?;
+            assert_eq!(run.counts[0], NR as c_long);
+            let upgraded = snapshot(addr, end)?;
+            let writable = |e: &Entry| matches!(e, Entry::Pte { write: true, .. });
+            assert_eq!(count_entry(&upgraded, writable), NR.div_ceil(3));
+            assert_eq!(peek(addr + PAGE_SIZE)?, 1);
+            assert_eq!(peek(addr + 3 * PAGE_SIZE)?, 0x83);
+
+            run.record(written)?;
+            run.record(cleared)?;
+            run.record(again)?;
+            run.record(ro)?;
+            run.record(rw)?;
+            run.record(upgraded)?;
+            unmap(addr, len)
+        })?;
+        Ok(())
+    }
+
+    /// The write upgrade of a 64K mTHP folio whose pages are exclusive only in part: after a
+    /// fork, the pages written again are `PageAnonExclusive()` and the others not, so the walk
+    /// commits the folio's batch in sub-batches, each with the PFN of its own first page
+    /// (`commit_anon_folio_batch()`). The snapshots' page verdicts show that every PTE still
+    /// maps its own page.
+    #[test]
+    fn anon_mthp_sub_batches() -> Result {
+        const NR: usize = 16;
+        let rewritten = |i: usize| (4..8).contains(&i) || i == 13;
+        under_each_walker(|run, rec| {
+            // 64K mTHP folios where MADV_HUGEPAGE asks (`thp_anon=64K:madvise`), in a range
+            // too small for a PMD THP or khugepaged.
+            let map = mmap(2 * NR * PAGE_SIZE, 0)?;
+            let addr = (map + NR * PAGE_SIZE - 1) & !(NR * PAGE_SIZE - 1);
+            let end = addr + NR * PAGE_SIZE;
+            rec.set_base(addr);
+            madvise(addr, NR * PAGE_SIZE, MADV_HUGEPAGE)?;
+            for i in 0..NR {
+                touch(addr + i * PAGE_SIZE, i as u8)?;
+            }
+            if !in_large_folio(addr)? {
+                pr_err!("anon_mthp_sub_batches: no 64K mTHP folio (thp_anon=64K:madvise?)\n");
+                return Err(ENOMEM);
+            }
+            let faulted = snapshot(addr, end)?;
+            // One folio: consecutive PFNs.
+            assert!((1..NR).all(|i| faulted.pfn(i) == faulted.pfn(0) + i as u64));
+            fork_and_reap()?;
+            for i in (0..NR).filter(|&i| rewritten(i)) {
+                touch(addr + i * PAGE_SIZE, 0x80 | i as u8)?;
+            }
+            let written = snapshot(addr, end)?;
+            // The written pages were reused in place (`wp_can_reuse_anon_folio()`), not copied:
+            // else there would be no partly exclusive folio to test.
+            assert!((0..NR).all(|i| written.pfn(i) == faulted.pfn(i)));
+
+            assert_eq!(mprotect(addr, NR * PAGE_SIZE, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(mprotect(addr, NR * PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
+            let rw = snapshot(addr, end)?;
+            for (i, e) in rw.iter().enumerate() {
+                assert_eq!(matches!(e, Entry::Pte { write: true, .. }), rewritten(i));
+                assert_eq!(rw.pfn(i), written.pfn(i));
+            }
+            assert_eq!(peek(addr + 5 * PAGE_SIZE)?, 0x85);
+            assert_eq!(peek(addr + 9 * PAGE_SIZE)?, 9);
+
+            run.record(faulted)?;
+            run.record(written)?;
+            run.record(ro)?;
+            run.record(rw)?;
+            unmap(map, 2 * NR * PAGE_SIZE)
+        })?;
+        Ok(())
+    }
+
+    /// hugetlb memory is changed by `hugetlb_change_protection()`, never by a page-table
+    /// walker: `change_protection()` tests for hugetlb before it picks a walker. The hugetlb
+    /// entries (read through `walk_page_range()`'s hugetlb callback) and the counts must be
+    /// the same whichever walker is selected; a walker that saw these PMD leaves would treat
+    /// them as THPs. Needs `hugepages=` on the command line (`scripts/kunit.sh`).
+    #[cfg(CONFIG_HUGETLB_PAGE)]
+    #[test]
+    fn hugetlb_not_walked() -> Result {
+        const HUGE: usize = 2 << 20;
+        const NR: usize = 2;
+        under_each_walker(|run, rec| {
+            let len = NR * HUGE;
+            // SAFETY: Maps memory in the current mm, under its own locking.
+            let addr = unsafe { bindings::mprotect_mmap_hugetlb_for_kunit(len) };
+            if addr > usize::MAX - bindings::MAX_ERRNO as usize {
+                pr_err!("hugetlb_not_walked: no hugetlb pages (hugepages=?)\n");
+                return Err(Error::from_errno(addr as c_int));
+            }
+            let end = addr + len;
+            rec.set_base(addr);
+            touch(addr, 1)?;
+            let faulted = snapshot(addr, end)?;
+            let huge = |write: bool| {
+                move |e: &Entry| matches!(e, Entry::Hugetlb { write: w, present: true } if *w == write)
+            };
+            assert_eq!(count_entry(&faulted, huge(true)), HUGE / PAGE_SIZE);
+            assert_eq!(count_entry(&faulted, |e| *e == Entry::None), HUGE / PAGE_SIZE);
+
+            assert_eq!(mprotect(addr, len, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(count_entry(&ro, huge(false)), HUGE / PAGE_SIZE);
+            // One hugetlb page changed: `hugetlb_change_protection()` counts base pages.
+            run.count(change(addr, end, 0))?;
+            assert_eq!(run.counts[0], (HUGE / PAGE_SIZE) as c_long);
+            // Read-write: hugetlb has no write upgrade, so the page stays read-only until
+            // written again.
+            assert_eq!(mprotect(addr, len, PROT_READ | PROT_WRITE), 0);
+            let rw = snapshot(addr, end)?;
+            assert_eq!(count_entry(&rw, huge(false)), HUGE / PAGE_SIZE);
+            touch(addr, 3)?;
+            touch(addr + HUGE, 2)?;
+            let written = snapshot(addr, end)?;
+            assert_eq!(count_entry(&written, huge(true)), 2 * HUGE / PAGE_SIZE);
+            assert_eq!(peek(addr)?, 3);
+
+            run.record(faulted)?;
+            run.record(ro)?;
+            run.record(rw)?;
+            run.record(written)?;
             unmap(addr, len)
         })?;
         Ok(())
@@ -2036,12 +2288,14 @@ mod tests {
         case!(run_pud_random, pud_random);
         case!(run_swap_entries, swap_entries);
         case!(run_device_private_entries, device_private_entries);
+        case!(run_ksm_numa_hinting, ksm_numa_hinting);
 
-        static mut TEST_CASES: [bindings::kunit_case; 5] = [
+        static mut TEST_CASES: [bindings::kunit_case; 6] = [
             kernel::kunit::kunit_case(c"pud_full_partial", run_pud_full_partial),
             kernel::kunit::kunit_case(c"pud_random", run_pud_random),
             kernel::kunit::kunit_case(c"swap_entries", run_swap_entries),
             kernel::kunit::kunit_case(c"device_private_entries", run_device_private_entries),
+            kernel::kunit::kunit_case(c"ksm_numa_hinting", run_ksm_numa_hinting),
             // SAFETY: All-zero is the case that ends the array.
             unsafe { core::mem::zeroed() },
         ];
@@ -2436,6 +2690,56 @@ mod tests {
                 run.record(rw)?;
                 drop(mirror);
                 unmap(scratch, (NR + 1) * PAGE_SIZE)?;
+                unmap(addr, len)
+            })?;
+            Ok(())
+        }
+
+        /// KSM pages and NUMA hinting: `folio_can_map_prot_numa()` never hints a KSM page.
+        /// Half the pages are equal and merged by ksmd into one KSM page (`tests/guest/init`
+        /// starts ksmd: `/sys/kernel/mm/ksm/run`), the other half differ; with a second user of
+        /// the mm (so that node-local folios are not skipped), NUMA hinting makes only the
+        /// latter `PROT_NONE`. Needs NUMA balancing on (`/proc/sys/kernel/numa_balancing`),
+        /// else nothing is hinted at all.
+        fn ksm_numa_hinting() -> Result {
+            const NR: usize = 32;
+            let equal = |i: usize| i < NR / 2;
+            under_each_walker(|run, rec| {
+                let len = NR * PAGE_SIZE;
+                let addr = map_4k(rec, len, 0)?;
+                let end = addr + len;
+                for i in 0..NR {
+                    touch(addr + i * PAGE_SIZE, if equal(i) { 0x77 } else { i as u8 })?;
+                }
+                madvise(addr, len, MADV_MERGEABLE)?;
+                let mut merged = snapshot(addr, end)?;
+                let mut waited = 0;
+                while !(1..NR / 2).all(|i| merged.pfn(i) == merged.pfn(0)) {
+                    if waited == 300 {
+                        pr_err!("ksm_numa_hinting: ksmd merged nothing in 30 s (ksm/run?)\n");
+                        return Err(ETIMEDOUT);
+                    }
+                    kernel::time::delay::fsleep(kernel::time::Delta::from_millis(100));
+                    waited += 1;
+                    merged = snapshot(addr, end)?;
+                }
+                assert!((NR / 2..NR).all(|i| merged.pfn(i) != merged.pfn(0)));
+
+                let current = kernel::current!();
+                let mm = current.mm().ok_or(EINVAL)?;
+                let second = mm.mmget_not_zero().ok_or(EINVAL)?;
+                run.count(change(addr, end, PROT_NUMA))?;
+                drop(second);
+                let hinted = snapshot(addr, end)?;
+                assert_eq!(run.counts[0], (NR / 2) as c_long);
+                for (i, e) in hinted.iter().enumerate() {
+                    assert_eq!(matches!(e, Entry::Pte { protnone: true, .. }), !equal(i));
+                }
+                assert_eq!(peek(addr + 3 * PAGE_SIZE)?, 0x77);
+                assert_eq!(peek(addr + (NR - 1) * PAGE_SIZE)?, (NR - 1) as u8);
+
+                run.record(merged)?;
+                run.record(hinted)?;
                 unmap(addr, len)
             })?;
             Ok(())
