@@ -9,6 +9,8 @@
 #                 its devices (the fast kernel, for iterating)
 #   make debug    the same on the debug kernel (KASAN, lockdep, DEBUG_VM,
 #                 page-table check: tests/debug.kunitconfig)
+#   make guest-repeat  the guest RUNS=20 times in a row (MPRS_KERNEL=debug
+#                 for the debug kernel; not part of make test)
 #   make test     the full gate: `make run`, `make debug`, the configuration
 #                 that once broke the build (tests/configs/regress.config),
 #                 then the series through checkpatch.pl --strict and rustfmt
@@ -31,7 +33,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all run debug test setup prepare guest series checkpatch rustfmtcheck regress configs \
+.PHONY: all run debug guest-repeat test setup prepare guest series checkpatch rustfmtcheck regress configs \
 	bisect-check mutation bench clean
 
 all: run
@@ -55,6 +57,11 @@ debug: prepare
 # on the one `make debug` built).
 guest:
 	@$(S)/guest.sh
+
+# The guest RUNS times in a row (20), on MPRS_KERNEL's kernel (test or debug),
+# after `make run` or `make debug`; results/guest-repeat-KERNEL.md.
+guest-repeat:
+	@$(S)/guest-repeat.sh
 
 series: prepare
 	@$(S)/series.sh

@@ -32,8 +32,7 @@ enum {
 	MPROTECT_SNAP_HUGETLB = 5,	/* part of a hugetlb page */
 	MPROTECT_SNAP_KIND = 7,
 	MPROTECT_SNAP_PRESENT = 1 << 3,	/* PUD and hugetlb only */
-	MPROTECT_SNAP_WRITE = 1 << 4,	/* also a writable migration or
-					 * device-private entry */
+	MPROTECT_SNAP_WRITE = 1 << 4,	/* also of leaf entries */
 	MPROTECT_SNAP_DIRTY = 1 << 5,
 	MPROTECT_SNAP_SOFT_DIRTY = 1 << 6,
 	MPROTECT_SNAP_PROTNONE = 1 << 7,

@@ -26,19 +26,15 @@ mod tests {
     use kernel::{
         bindings,
         ffi::{c_int, c_long, c_ulong},
-        mm::{
-            pgtable::InvalidateRange,
-            virt::VmaRef,
-        },
+        mm::{pgtable::InvalidateRange, virt::VmaRef},
         page::{PAGE_SHIFT, PAGE_SIZE},
         prelude::*,
         str::CString,
         uaccess::{UserPtr, UserSlice},
         uapi::{
             MADV_GUARD_INSTALL, MADV_HUGEPAGE, MADV_MERGEABLE, MADV_NOHUGEPAGE, MADV_PAGEOUT,
-            MAP_ANONYMOUS,
-            MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_NONE, PROT_READ,
-            PROT_WRITE,
+            MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_PRIVATE, MAP_SHARED, PROT_NONE,
+            PROT_READ, PROT_WRITE,
         },
     };
 
@@ -329,8 +325,7 @@ mod tests {
         /// none. Each walker builds its layout in its own mm, so PFNs differ between their
         /// runs, but these verdicts must not.
         fn details(&self, before: Option<&Snapshot>) -> Result<KVVec<u32>> {
-            let before =
-                before.filter(|b| b.start == self.start && b.raw.len() == self.raw.len());
+            let before = before.filter(|b| b.start == self.start && b.raw.len() == self.raw.len());
             let mut out = KVVec::with_capacity(self.raw.len(), GFP_KERNEL)?;
             for (i, &raw) in self.raw.iter().enumerate() {
                 let pfn = raw >> bindings::MPROTECT_SNAP_PFN_SHIFT;
@@ -734,7 +729,9 @@ mod tests {
             runs.push(run, GFP_KERNEL)?;
             if let Err(e) = ret {
                 RUNNING.store(0, Ordering::Relaxed);
-                diag(fmt!("    # the scenario failed under the {walker:?} walker: {e:?}"));
+                diag(fmt!(
+                    "    # the scenario failed under the {walker:?} walker: {e:?}"
+                ));
                 return Err(e);
             }
             RUNNING.store(0, Ordering::Relaxed);
@@ -1485,7 +1482,9 @@ mod tests {
             // Written pages are soft-dirty, and so their migration entries: the bit survives
             // the conversion to a readable entry.
             if cfg!(CONFIG_MEM_SOFT_DIRTY) {
-                assert!(MIGRATING.clone().all(|i| migrating.soft_dirty(i) && ro.soft_dirty(i)));
+                assert!(MIGRATING
+                    .clone()
+                    .all(|i| migrating.soft_dirty(i) && ro.soft_dirty(i)));
             }
             // Present PTEs count; migration entries already read-only do not.
             run.count(change(addr, end, 0))?;
@@ -1659,10 +1658,18 @@ mod tests {
             touch(addr, 1)?;
             let faulted = snapshot(addr, end)?;
             let huge = |write: bool| {
-                move |e: &Entry| matches!(e, Entry::Hugetlb { write: w, present: true } if *w == write)
+                move |e: &Entry| {
+                    *e == Entry::Hugetlb {
+                        write,
+                        present: true,
+                    }
+                }
             };
             assert_eq!(count_entry(&faulted, huge(true)), HUGE / PAGE_SIZE);
-            assert_eq!(count_entry(&faulted, |e| *e == Entry::None), HUGE / PAGE_SIZE);
+            assert_eq!(
+                count_entry(&faulted, |e| *e == Entry::None),
+                HUGE / PAGE_SIZE
+            );
 
             assert_eq!(mprotect(addr, len, PROT_READ), 0);
             let ro = snapshot(addr, end)?;
@@ -2637,9 +2644,14 @@ mod tests {
         }
 
         impl Drop for Dmirror {
+            /// Closes the mirror now. Its release evicts every device-private page of the
+            /// device, also those of the next walker's run (`dmirror_fops_release()`); an
+            /// `fput()` from a kthread would leave the release to a work item that could run
+            /// in the middle of that run and move its pages back to system memory.
             fn drop(&mut self) {
-                // SAFETY: Drops the reference that `dentry_open()` returned.
-                unsafe { bindings::fput(self.0) };
+                // SAFETY: Drops the reference that `dentry_open()` returned; this kthread holds
+                // no lock that the release takes.
+                unsafe { bindings::__fput_sync(self.0) };
             }
         }
 
@@ -2666,6 +2678,11 @@ mod tests {
                     }
                 };
                 let moved = snapshot(addr, end)?;
+                if count_entry(&moved, device(true)) != NR {
+                    for (i, raw) in moved.raw.iter().enumerate() {
+                        diag(fmt!("    # moved[{i}] = {raw:#x} ({:?})", moved[i]));
+                    }
+                }
                 assert_eq!(count_entry(&moved, device(true)), NR);
 
                 assert_eq!(mprotect(addr, len, PROT_READ), 0);

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# Boot the guest (scripts/guest.sh) RUNS times in a row (default 20) on the
+# kernel MPRS_KERNEL names (test or debug), stopping at the first failure,
+# to show that a once-intermittent failure is gone.  Each run's console
+# stays in out[/debug]/guest-repeat/N.log; the summary goes to
+# results/guest-repeat-$MPRS_KERNEL.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+root=$(mprs_root)
+kernel=$(mprs_kernel)
+out=$(mprs_out)
+runs=${RUNS:-20}
+dir="$out/guest-repeat"
+rm -rf "$dir"
+mkdir -p "$dir"
+
+passed=0
+t0=$(date +%s)
+for i in $(seq "$runs"); do
+	if "$here/guest.sh" >"$dir/$i.log" 2>&1; then
+		passed=$((passed + 1))
+		cp "$out/guest.log" "$dir/$i.console.log"
+		echo "guest-repeat: run $i of $runs: $(grep -E '^[0-9]+ passed' "$dir/$i.log" | tail -n 1)"
+	else
+		cp "$out/guest.log" "$dir/$i.console.log"
+		echo "guest-repeat: run $i of $runs FAILED (${dir#$root/}/$i.log):"
+		grep -E "FAIL|SPLAT|ERROR|ASSERTION|Expected|stopped under|failed under" "$dir/$i.log" \
+			"$dir/$i.console.log" | head -n 20
+		break
+	fi
+done
+secs=$(( $(date +%s) - t0 ))
+{
+	echo "# $runs guest runs in a row on the $kernel kernel"
+	echo
+	echo "\`RUNS=$runs MPRS_KERNEL=$kernel scripts/guest-repeat.sh\` at" \
+		"$(git -C "$root" rev-parse --short HEAD), $(date -u +%Y-%m-%d):" \
+		"$passed of $runs runs passed, each the user-space checks under both walkers," \
+		"\`mprotect_rs_guest\` and the splat check, in $secs s."
+} >"$root/results/guest-repeat-$kernel.md"
+echo "guest-repeat: $passed of $runs runs passed on the $kernel kernel in ${secs}s"
+[ "$passed" -eq "$runs" ]
