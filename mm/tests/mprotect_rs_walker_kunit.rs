@@ -4,11 +4,14 @@
 //!
 //! Each case builds the same memory layout twice in a KUnit-owned mm, once per walker, then,
 //! with that walker selected, changes its protection through `mprotect()` and through
-//! `change_protection()` directly. After each step it records every page's mapping (none, a PTE,
-//! a PMD or PUD leaf, with the bits that the protection change touches), the count that
-//! `change_protection()` returned, and the MMU notifier invalidations of the mprotect kind that
-//! an `mmu_notifier` registered on the mm saw. The case checks what it expects of the result,
-//! then that both walkers produced the same records.
+//! `change_protection()` directly. After each step it records every page's mapping as the
+//! kernel's `walk_page_range()` reads it (`mprotect_snapshot_for_kunit()`, not the code under
+//! test): none, a PTE, a non-present entry, a PMD, PUD or hugetlb leaf, with every bit the
+//! protection change touches or keeps (soft-dirty included), and whether the entry maps the
+//! same page as in the step before. It also records the count that `change_protection()`
+//! returned, and the MMU notifier invalidations of the mprotect kind that an `mmu_notifier`
+//! registered on the mm saw. The case checks what it expects of the result, then that both
+//! walkers produced the same records.
 
 use kernel::prelude::*;
 
@@ -296,9 +299,9 @@ mod tests {
 
     /// What became of the page an entry maps, against the snapshot before it: bits of
     /// [`Snapshot::details`] above the entry's flags.
-    const PAGE_SAME: u32 = 1 << 16;
-    const PAGE_OTHER: u32 = 1 << 17;
-    const PAGE_NEW: u32 = 1 << 18;
+    const PAGE_SAME: u32 = 1 << bindings::MPROTECT_SNAP_PFN_SHIFT;
+    const PAGE_OTHER: u32 = PAGE_SAME << 1;
+    const PAGE_NEW: u32 = PAGE_SAME << 2;
 
     /// How each page of a range was mapped, read by `mprotect_snapshot_for_kunit()` (the
     /// kernel's `walk_page_range()`, not the code under test).
@@ -320,10 +323,10 @@ mod tests {
     }
 
     impl Snapshot {
-        /// The flags of each page, and what became of the page it maps since `before` (a
-        /// snapshot of the same range): the same page, another one, or one where there was
-        /// none. Each walker builds its layout in its own mm, so PFNs differ between their
-        /// runs, but these verdicts must not.
+        /// The flags of each page, and what became of the page it maps since `before`, if
+        /// that is a snapshot of the same range (else no verdicts): the same page, another
+        /// one, or one where there was none. Each walker's run faults in pages of its own, so
+        /// PFNs differ between the runs, but these verdicts must not.
         fn details(&self, before: Option<&Snapshot>) -> Result<KVVec<u32>> {
             let before = before.filter(|b| b.start == self.start && b.raw.len() == self.raw.len());
             let mut out = KVVec::with_capacity(self.raw.len(), GFP_KERNEL)?;
@@ -341,14 +344,18 @@ mod tests {
             Ok(out)
         }
 
-        /// The PFN of page `i` (0 if none).
+        /// The PFN of page `i` (0 if none, or if `i` is outside the snapshot).
         fn pfn(&self, i: usize) -> u64 {
-            self.raw[i] >> bindings::MPROTECT_SNAP_PFN_SHIFT
+            self.raw
+                .get(i)
+                .map_or(0, |r| r >> bindings::MPROTECT_SNAP_PFN_SHIFT)
         }
 
-        /// Whether page `i` has the soft-dirty bit.
+        /// Whether page `i` has the soft-dirty bit (false outside the snapshot).
         fn soft_dirty(&self, i: usize) -> bool {
-            self.raw[i] & u64::from(bindings::MPROTECT_SNAP_SOFT_DIRTY) != 0
+            self.raw
+                .get(i)
+                .is_some_and(|r| r & u64::from(bindings::MPROTECT_SNAP_SOFT_DIRTY) != 0)
         }
     }
 
@@ -624,16 +631,32 @@ mod tests {
         v.iter().filter(|e| f(e)).count()
     }
 
-    /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
-    /// runs recorded the same entries, counts and invalidations. Returns the Rust walker's run.
-    ///
-    /// The scenario checks its own expectations with the test's `assert!`s; this function is
-    /// outside the test functions, so it reports a difference as an error instead.
-    /// Keeps the test on CPU 0 until dropped.
-    ///
-    /// Both walkers must see the same world: NUMA hinting skips folios already on the node of
-    /// the CPU that walks (`folio_can_map_prot_numa()`), and NUMA hinting faults migrate towards
-    /// it, so a test that moved between the two nodes' CPUs would not be repeatable.
+    /// The runs of [`under_each_walker`], the C walker's first; [`RUNNING`] names the walker
+    /// while its run is under way.
+    fn run_each_walker(scenario: &impl Fn(&mut Run, &Recording) -> Result) -> Result<KVec<Run>> {
+        let mut runs: KVec<Run> = KVec::new();
+        for (i, walker) in WALKERS.iter().enumerate() {
+            select(walker)?;
+            RUNNING.store(i + 1, Ordering::Relaxed);
+            let recording = Recording::start()?;
+            let mut run = Run::default();
+            let ret = scenario(&mut run, &recording);
+            recording.finish(&mut run)?;
+            runs.push(run, GFP_KERNEL)?;
+            if let Err(e) = ret {
+                RUNNING.store(0, Ordering::Relaxed);
+                diag(fmt!(
+                    "    # the scenario failed under the {walker:?} walker: {e:?}\n"
+                ));
+                return Err(e);
+            }
+        }
+        RUNNING.store(0, Ordering::Relaxed);
+        Ok(runs)
+    }
+
+    /// Keeps the test on CPU 0 until dropped, so that both walkers see the same world (see
+    /// [`under_each_walker`]).
     struct OnCpu0;
 
     impl OnCpu0 {
@@ -669,17 +692,19 @@ mod tests {
     static RUNNING: AtomicUsize = AtomicUsize::new(0);
     static CHOSEN: AtomicUsize = AtomicUsize::new(0);
 
-    /// A KUnit action, run when the test ends however it ends: a failed assertion ends the
-    /// test's thread in the middle of a scenario, so this names the walker it failed under and
-    /// selects the boot choice again.
+    /// A KUnit action of [`under_each_walker`]: released (run and removed) when the scenario
+    /// returns, and run when the test ends if a failed assertion ended the test's thread in
+    /// the middle of a scenario. Then it names the walker the scenario stopped under; either
+    /// way it selects the boot choice of walker again.
     ///
     /// # Safety
     ///
-    /// `test` is the test that added the action, alive while its actions run.
+    /// `test` is the test that added the action; KUnit runs or releases its actions while the
+    /// test is alive.
     unsafe extern "C" fn end_of_scenarios(test: *mut c_void) {
         let running = RUNNING.swap(0, Ordering::Relaxed);
         if let Some(walker) = running.checked_sub(1).and_then(|i| WALKERS.get(i)) {
-            let msg = fmt!("    # the scenario stopped under the {walker:?} walker");
+            let msg = fmt!("    # the scenario stopped under the {walker:?} walker\n");
             kernel::kunit::info(msg);
             if let Ok(line) = CString::try_from_fmt(msg) {
                 // SAFETY: By the function's safety requirements `test` is alive; the format
@@ -706,37 +731,34 @@ mod tests {
     ///
     /// The scenario checks its own expectations with the test's `assert!`s; this function is
     /// outside the test functions, so it reports a difference as an error instead. A failure
-    /// says which walker it happened under, also when an assertion ends the test.
+    /// says which walker it happened under, also when an assertion ends the test, and the
+    /// boot choice of walker is selected again however the scenario ends.
+    ///
+    /// Keeps the test on CPU 0 until it returns: NUMA hinting skips folios already on the node
+    /// of the CPU that walks (`folio_can_map_prot_numa()`), and NUMA hinting faults migrate
+    /// towards it, so a test that moved between the two nodes' CPUs would not be repeatable.
     fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Result) -> Result<Run> {
         let _cpu0 = OnCpu0::pin()?;
         // Selected again afterwards: the boot choice (Kconfig or `mprotect_walker=`).
-        let chosen = walker_name();
-        CHOSEN.store(walker_index(chosen).ok_or(EINVAL)?, Ordering::Relaxed);
-        // SAFETY: Called from a KUnit test case, so the current test is valid; the action
-        // gets the test, which outlives its actions.
+        CHOSEN.store(
+            walker_index(walker_name()).ok_or(EINVAL)?,
+            Ordering::Relaxed,
+        );
+        // SAFETY: Called from a KUnit test case, so the current test is valid while it runs.
+        let test = unsafe { bindings::kunit_get_current_test() };
+        if test.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `test` is the running test, which outlives its actions; the action's
+        // argument is that test, as `end_of_scenarios()` requires.
         kernel::error::to_result(unsafe {
-            let test = bindings::kunit_get_current_test();
             bindings::kunit_add_action(test, Some(end_of_scenarios), test.cast())
         })?;
-        let mut runs: KVec<Run> = KVec::new();
-        for (i, walker) in WALKERS.iter().enumerate() {
-            select(walker)?;
-            RUNNING.store(i + 1, Ordering::Relaxed);
-            let recording = Recording::start()?;
-            let mut run = Run::default();
-            let ret = scenario(&mut run, &recording);
-            recording.finish(&mut run)?;
-            runs.push(run, GFP_KERNEL)?;
-            if let Err(e) = ret {
-                RUNNING.store(0, Ordering::Relaxed);
-                diag(fmt!(
-                    "    # the scenario failed under the {walker:?} walker: {e:?}"
-                ));
-                return Err(e);
-            }
-            RUNNING.store(0, Ordering::Relaxed);
-        }
-        select(chosen)?;
+        let runs = run_each_walker(&scenario);
+        // SAFETY: Releases the action added above, with the same function and argument: it
+        // runs now, with `test` still alive, and KUnit forgets it.
+        unsafe { bindings::kunit_release_action(test, Some(end_of_scenarios), test.cast()) };
+        let mut runs = runs?;
 
         let rust = runs.pop().ok_or(EINVAL)?;
         let c = runs.pop().ok_or(EINVAL)?;
@@ -2426,9 +2448,12 @@ mod tests {
 
                 assert_eq!(mprotect(addr, PUD_SIZE, PROT_NONE), 0);
                 let none = snapshot(addr, end)?;
-                assert!(none
-                    .iter()
-                    .all(|e| matches!(e, Entry::Pud { write: false, .. })));
+                // `PROT_NONE`: not present to `pud_present()`, and not writable.
+                assert!(none.iter().all(|e| *e
+                    == Entry::Pud {
+                        write: false,
+                        present: false
+                    }));
                 assert!(peek(addr).is_err());
 
                 assert_eq!(mprotect(addr, PUD_SIZE, PROT_READ | PROT_WRITE), 0);
@@ -2649,8 +2674,10 @@ mod tests {
             /// `fput()` from a kthread would leave the release to a work item that could run
             /// in the middle of that run and move its pages back to system memory.
             fn drop(&mut self) {
-                // SAFETY: Drops the reference that `dentry_open()` returned; this kthread holds
-                // no lock that the release takes.
+                // SAFETY: Drops the reference that `dentry_open()` returned, which this value
+                // owns. `__fput_sync()` is for kthreads, as the test cases are; the release
+                // (`dmirror_fops_release()`) needs neither task work nor this task's locks,
+                // and this task holds none.
                 unsafe { bindings::__fput_sync(self.0) };
             }
         }
@@ -2680,7 +2707,7 @@ mod tests {
                 let moved = snapshot(addr, end)?;
                 if count_entry(&moved, device(true)) != NR {
                     for (i, raw) in moved.raw.iter().enumerate() {
-                        diag(fmt!("    # moved[{i}] = {raw:#x} ({:?})", moved[i]));
+                        diag(fmt!("    # moved[{i}] = {raw:#x} ({:?})\n", moved[i]));
                     }
                 }
                 assert_eq!(count_entry(&moved, device(true)), NR);
@@ -2733,7 +2760,7 @@ mod tests {
                 let mut waited = 0;
                 while !(1..NR / 2).all(|i| merged.pfn(i) == merged.pfn(0)) {
                     if waited == 300 {
-                        pr_err!("ksm_numa_hinting: ksmd merged nothing in 30 s (ksm/run?)\n");
+                        pr_err!("ksm_numa_hinting: no merge in 30 s (is ksmd running?)\n");
                         return Err(ETIMEDOUT);
                     }
                     kernel::time::delay::fsleep(kernel::time::Delta::from_millis(100));
@@ -2748,6 +2775,11 @@ mod tests {
                 run.count(change(addr, end, PROT_NUMA))?;
                 drop(second);
                 let hinted = snapshot(addr, end)?;
+                if run.counts[0] == 0 {
+                    diag(fmt!(
+                        "    # ksm_numa_hinting: nothing hinted (NUMA balancing off?)\n"
+                    ));
+                }
                 assert_eq!(run.counts[0], (NR / 2) as c_long);
                 for (i, e) in hinted.iter().enumerate() {
                     assert_eq!(matches!(e, Entry::Pte { protnone: true, .. }), !equal(i));
