@@ -48,7 +48,7 @@ run: prepare
 	@$(S)/kunit.sh
 	@$(S)/guest.sh
 
-# The test kernel's build, KUnit run and guest, on the debug kernel.
+# What `make run` does, on the debug kernel (tests/debug.kunitconfig).
 debug: prepare
 	@MPRS_KERNEL=debug $(S)/kunit.sh
 	@MPRS_KERNEL=debug $(S)/guest.sh

@@ -52,9 +52,11 @@ for k in "${kunitconfigs[@]}"; do
 		fi
 	done < <(grep -E '^CONFIG_|^# CONFIG_.* is not set' "$k")
 done >"$out/build.log"
-{ grep -v "mprotect-rs.kunitconfig.*: holds" "$out/build.log" || true; } | sed "s/^/    /"
-echo "    $(grep -c "mprotect-rs.kunitconfig.*: holds" "$out/build.log") options of" \
-	"mprotect-rs.kunitconfig hold (${out#$root/}/build.log)"
+# On the terminal: a count for the first fragment, every line of the others.
+first=$(basename "${kunitconfigs[0]}")
+{ grep -v "^config: $first: .*: holds\$" "$out/build.log" || true; } | sed "s/^/    /"
+echo "    $(grep -c "^config: $first: .*: holds\$" "$out/build.log") options of $first hold" \
+	"(${out#$root/}/build.log)"
 ! grep -q "DOES NOT HOLD" "$out/build.log" ||
 	die "options of the configuration do not hold after olddefconfig (see above)"
 
