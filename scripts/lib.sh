@@ -102,11 +102,8 @@ export RUST_LIB_SRC=${RUST_LIB_SRC:-$(mprs_rust_lib_src)}
 # 64K mTHP folios where MADV_HUGEPAGE asks for them (the random layouts and
 # anon_mthp_sub_batches use them; naming any size in thp_anon= turns the
 # others off, so PMD THPs too), and four 2 MiB hugetlb pages for
-# hugetlb_not_walked.  tsc=reliable: with each NUMA node its own socket
-# (tests/qemu/args) the kernel finds the vCPUs' TSCs unsynchronized under
-# TCG and falls back to the HPET clocksource, whose 10 ns steps would cost
-# make bench its exact -icount instruction counts (1 ns = 1 instruction).
-MPRS_KUNIT_CMDLINE="thp_anon=64K:madvise thp_anon=2M:inherit hugepages=4 tsc=reliable"
+# hugetlb_not_walked.
+MPRS_KUNIT_CMDLINE="thp_anon=64K:madvise thp_anon=2M:inherit hugepages=4"
 mprs_kunit_kernel_args() {
 	local a
 	for a in $MPRS_KUNIT_CMDLINE; do printf -- '--kernel_args\n%s\n' "$a"; done
@@ -118,6 +115,6 @@ mprs_kunit_kernel_args() {
 # memory, which dax_hmem makes a device-DAX device; brd makes a 64 MiB RAM
 # disk, /dev/ram0, which tests/guest/init turns into swap.  loglevel=5
 # prints warnings and worse (scripts/splat-check.py reads them), not the
-# boot's informational messages; tsc=reliable as for the KUnit boots above.
-MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 tsc=reliable kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
+# boot's informational messages.
+MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
 mprs_qemu_args() { grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d'; }

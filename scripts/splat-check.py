@@ -12,7 +12,9 @@
 # listed in ALLOW_LIST, with the reason: its first line, normalised (CPU
 # numbers, PIDs, task names and addresses replaced by "?"), must equal a
 # "splat:" line of the list, which the next line, "reason: ...", explains.
-# Nothing is matched by pattern.
+# Optional "within: TEXT" lines after the reason narrow the entry: each TEXT
+# must appear in the splat's lines (a function of its stack, say).  Nothing
+# is matched by pattern.
 import re
 import sys
 
@@ -71,8 +73,9 @@ def splats(lines):
 
 
 def load_allow(path):
+    """{normalised first line: [(reason, [within, ...]), ...]}"""
     allowed = {}
-    splat = None
+    splat = last = None
     with open(path) as f:
         for n, line in enumerate(f, 1):
             line = line.rstrip("\n")
@@ -81,13 +84,25 @@ def load_allow(path):
             if line.startswith("splat: "):
                 splat = line[len("splat: "):]
             elif line.startswith("reason: ") and splat is not None:
-                allowed[splat] = line[len("reason: "):]
+                last = (line[len("reason: "):], [])
+                allowed.setdefault(splat, []).append(last)
                 splat = None
+            elif line.startswith("within: ") and splat is None and last is not None:
+                last[1].append(line[len("within: "):])
             else:
-                sys.exit(f"splat-check: {path}:{n}: expected 'splat: ...' then 'reason: ...'")
+                sys.exit(f"splat-check: {path}:{n}: expected 'splat: ...', 'reason: ...', "
+                         "then optional 'within: ...' lines")
     if splat is not None:
         sys.exit(f"splat-check: {path}: '{splat}' has no reason")
     return allowed
+
+
+def allowed_reason(allowed, key, block):
+    text = "\n".join(block)
+    for reason, within in allowed.get(key, []):
+        if all(w in text for w in within):
+            return reason
+    return None
 
 
 def main():
@@ -99,8 +114,9 @@ def main():
     bad = 0
     for i, block in splats(lines):
         key = normalise(lines[i])
-        if key in allowed:
-            print(f"splat-check: allowed ({allowed[key]}): {key}")
+        reason = allowed_reason(allowed, key, block)
+        if reason is not None:
+            print(f"splat-check: allowed ({reason}): {key}")
             continue
         bad += 1
         print(f"splat-check: SPLAT at line {i + 1} of {sys.argv[1]}:")
