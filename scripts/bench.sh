@@ -49,8 +49,7 @@ mkdir -p "$results"
 # kernel takes the TCG vCPUs' TSCs for unsynchronized and times with the
 # HPET, whose 10 ns steps would round the exact -icount instruction counts
 # (1 ns = 1 instruction).  Only here: the test boots keep the kernel's
-# default (one debug-kernel guest boot of ten with it reported a KASAN
-# wild-memory-access in an early interrupt, before any test ran).
+# default clocksource choice.
 run() {
 	local mode=$1
 	shift
