@@ -21,12 +21,13 @@ mkdir -p "$dir"
 passed=0
 t0=$(date +%s)
 for i in $(seq "$runs"); do
-	if "$here/guest.sh" >"$dir/$i.log" 2>&1; then
+	rc=0
+	"$here/guest.sh" >"$dir/$i.log" 2>&1 || rc=$?
+	cp "$out/guest.log" "$dir/$i.console.log"
+	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
-		cp "$out/guest.log" "$dir/$i.console.log"
 		echo "guest-repeat: run $i of $runs: $(grep -E '^[0-9]+ passed' "$dir/$i.log" | tail -n 1)"
 	else
-		cp "$out/guest.log" "$dir/$i.console.log"
 		echo "guest-repeat: run $i of $runs FAILED (${dir#$root/}/$i.log):"
 		grep -E "FAIL|SPLAT|ERROR|ASSERTION|Expected|stopped under|failed under" "$dir/$i.log" \
 			"$dir/$i.console.log" | head -n 20
