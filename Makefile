@@ -13,8 +13,14 @@
 #                 for the debug kernel; not part of make test)
 #   make test     the full gate: `make run`, `make debug`, the configuration
 #                 that once broke the build (tests/configs/regress.config),
-#                 then the series through checkpatch.pl --strict and rustfmt
-#                 over the Rust code
+#                 the compile-fail proofs of kernel::mm::pgtable, `make
+#                 rustdoc` without warnings, then the series through
+#                 checkpatch.pl --strict and rustfmt over the Rust code
+#   make compile-fail  snippets that misuse kernel::mm::pgtable must fail to
+#                 compile, with the named error, and compile without the
+#                 offending line (tests/compile-fail/, against the test kernel)
+#   make rustdoc  the kernel's `make rustdoc` in the test kernel's build;
+#                 fails on any warning
 #   make series   write the series (git format-patch --rfc --cover-letter)
 #                 to series/
 #   make configs  build the series in every configuration of tests/configs/
@@ -34,6 +40,7 @@ SHELL := /bin/bash
 S := scripts
 
 .PHONY: all run debug guest-repeat test setup prepare guest series checkpatch rustfmtcheck regress configs \
+	compile-fail rustdoc \
 	bisect-check mutation bench clean
 
 all: run
@@ -76,7 +83,14 @@ rustfmtcheck: prepare
 regress: prepare
 	@$(S)/configs.sh regress
 
-test: run debug regress checkpatch rustfmtcheck
+# After `make run`, whose build they use.
+compile-fail:
+	@$(S)/compile-fail.sh
+
+rustdoc:
+	@$(S)/rustdoc.sh
+
+test: run debug regress compile-fail rustdoc checkpatch rustfmtcheck
 	@echo "make test: all checks passed"
 
 # Not part of `make test`: every configuration of tests/configs/.

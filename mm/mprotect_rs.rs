@@ -19,11 +19,13 @@
 
 use kernel::{
     bindings,
+    error::code::{EAGAIN, EINVAL, ENOMEM},
     ffi::{c_long, c_uint, c_ulong},
     mm::{
         pgtable::{
-            self, page_none, pgd_range_unchecked, vma, InvalidateRange, LazyMmu, MappedFolio,
-            MappedPage, MmuGather, P4dRange, PgProt, PmdSlot, Pte, PteTable, PudRange, PudSlot,
+            self, pgd_range_unchecked, vma, CpFlags, InvalidateEvent, InvalidateRange, LeafPte,
+            MappedFolio, MappedPage, P4dRange, PgProt, PmdSlot, PresentPte, ProtChange, Pte,
+            PteBatch, PteEntry, PteTable, PudRange, PudSlot, WalkableVma,
         },
         virt::{flags, VmaRef},
     },
@@ -31,49 +33,59 @@ use kernel::{
     prelude::*,
 };
 
-const MM_CP_TRY_CHANGE_WRITABLE: c_ulong = bindings::MM_CP_TRY_CHANGE_WRITABLE as c_ulong;
-const MM_CP_PROT_NUMA: c_ulong = bindings::MM_CP_PROT_NUMA as c_ulong;
-const MM_CP_UFFD_WP: c_ulong = bindings::MM_CP_UFFD_WP as c_ulong;
-const MM_CP_UFFD_WP_RESOLVE: c_ulong = bindings::MM_CP_UFFD_WP_RESOLVE as c_ulong;
-const MM_CP_UFFD_RWP: c_ulong = bindings::MM_CP_UFFD_RWP as c_ulong;
-const MM_CP_UFFD_RWP_RESOLVE: c_ulong = bindings::MM_CP_UFFD_RWP_RESOLVE as c_ulong;
+const MM_CP_TRY_CHANGE_WRITABLE: CpFlags = CpFlags::TRY_CHANGE_WRITABLE;
+const MM_CP_PROT_NUMA: CpFlags = CpFlags::PROT_NUMA;
+const MM_CP_UFFD_WP: CpFlags = CpFlags::UFFD_WP;
+const MM_CP_UFFD_WP_RESOLVE: CpFlags = CpFlags::UFFD_WP_RESOLVE;
+const MM_CP_UFFD_RWP: CpFlags = CpFlags::UFFD_RWP;
+const MM_CP_UFFD_RWP_RESOLVE: CpFlags = CpFlags::UFFD_RWP_RESOLVE;
 
 const HPAGE_PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
 const HPAGE_PMD_NR: c_long = 1 << (bindings::PMD_SHIFT as usize - PAGE_SHIFT);
 const PUD_SIZE: usize = 1 << bindings::PUD_SHIFT;
 const HPAGE_PUD_NR: c_long = 1 << (bindings::PUD_SHIFT as usize - PAGE_SHIFT);
 
-const ENOMEM: c_long = -(bindings::ENOMEM as c_long);
-const EAGAIN: c_long = -(bindings::EAGAIN as c_long);
+/// The walker's counts carry errors as negative errnos, as the C walker's do.
+#[inline(always)]
+fn errno(err: Error) -> c_long {
+    err.to_errno() as c_long
+}
 
 /// The mm-internal parts of the C walker that this one shares (`include/linux/mprotect_rs.h`).
 mod shared {
-    use super::{bindings, c_uint, MappedFolio, Pte, PteTable, VmaRef};
+    use super::{
+        bindings, c_uint, MappedFolio, MappedPage, PresentPte, PteBatch, PteTable, VmaRef,
+    };
 
-    /// `folio_pte_batch_flags()` over PTEs `idx..idx + max_nr` of `ptes`, whose first entry is
-    /// `pte` and maps a page of the large folio `folio`; with `respect`,
+    /// `folio_pte_batch_flags()` over at most `max_nr` PTEs of `ptes` from `first`, which maps
+    /// `page` of the large folio `folio`; with `respect`,
     /// `FPB_RESPECT_SOFT_DIRTY | FPB_RESPECT_WRITE`, else no flags.
     #[inline]
-    pub(super) fn folio_pte_batch(
-        folio: MappedFolio<'_>,
-        ptes: &PteTable<'_>,
-        idx: usize,
-        pte: Pte,
+    pub(super) fn folio_pte_batch<'t>(
+        folio: MappedFolio<'t>,
+        ptes: &'t PteTable<'_>,
+        first: PresentPte<'t>,
+        page: Option<MappedPage<'t>>,
         max_nr: usize,
         respect: bool,
-    ) -> usize {
-        let ptep = ptes.as_ptr(idx, max_nr);
+    ) -> PteBatch<'t> {
+        let Some(ptep) = ptes.as_ptr(first.idx(), max_nr) else {
+            return PteBatch::single(first, page);
+        };
         // SAFETY: `ptep..ptep + max_nr` are PTEs of a locked table (bounds checked by
-        // `as_ptr()`), `pte` is the value of the first and maps a page of `folio`.
-        unsafe {
+        // `as_ptr()`), `first` is the value of the first and maps a page of `folio`.
+        let nr = unsafe {
             bindings::mprotect_rs_folio_pte_batch(
                 folio.as_ptr(),
-                ptep,
-                pte.into_raw(),
+                ptep.as_ptr(),
+                first.pte().into_raw(),
                 max_nr as c_uint,
                 respect,
-            ) as usize
-        }
+            )
+        };
+        // SAFETY: `folio_pte_batch()` counted `nr` PTEs from `first` that map consecutive
+        // pages of `folio` (at least the first, so `nr >= 1`), and `page` is the first's page.
+        unsafe { PteBatch::new(first, nr as usize, page) }
     }
 
     /// `vma_is_single_threaded_private()`.
@@ -125,10 +137,11 @@ mod shared {
 
 /// One call of the walker: what stays the same over the whole range.
 struct Walk<'a> {
-    tlb: MmuGather<'a>,
-    vma: &'a VmaRef,
+    /// The gather, the new protection and the flags.
+    change: ProtChange<'a>,
+    vma: &'a WalkableVma,
     newprot: PgProt,
-    cp_flags: c_ulong,
+    cp_flags: CpFlags,
     /// `vma_soft_dirty_enabled()`: the VMA's flags do not change under its lock, so this is
     /// read once rather than per entry. Use [`Walk::soft_dirty`].
     soft_dirty: bool,
@@ -136,8 +149,8 @@ struct Walk<'a> {
 
 impl<'a> Walk<'a> {
     #[inline(always)]
-    fn has(&self, flags: c_ulong) -> bool {
-        self.cp_flags & flags != 0
+    fn has(&self, flags: CpFlags) -> bool {
+        self.cp_flags.any(flags)
     }
 
     /// `pgtable_populate_needed()`. Like the C walker, asked again where it is needed rather
@@ -163,7 +176,7 @@ impl<'a> Walk<'a> {
     /// `change_prepare()`: 0, or `-ENOMEM` if a lower table was needed and could not be made.
     fn prepare(&self, alloc: impl FnOnce() -> Result) -> c_long {
         if self.populate() && alloc().is_err() {
-            return ENOMEM;
+            return errno(ENOMEM);
         }
         0
     }
@@ -177,12 +190,12 @@ impl<'a> Walk<'a> {
         if addr >= end {
             // The C walker BUG()s on an empty range; no caller passes one.
             kernel::warn_on!(true);
-            return -(bindings::EINVAL as c_long);
+            return errno(EINVAL);
         }
         // SAFETY: `addr < end`, and the range lies within the VMA by the safety requirements.
         let pgds = unsafe { pgd_range_unchecked(self.vma, addr, end) };
         let mut pages: c_long = 0;
-        self.tlb.start_vma(self.vma);
+        self.change.start_vma();
         for pgd in pgds {
             let ret = self.prepare(|| pgd.alloc_p4d());
             if ret != 0 {
@@ -194,7 +207,7 @@ impl<'a> Walk<'a> {
             };
             pages = pages.wrapping_add(self.change_p4d_range(p4ds));
         }
-        self.tlb.end_vma(self.vma);
+        self.change.end_vma();
         pages
     }
 
@@ -217,7 +230,7 @@ impl<'a> Walk<'a> {
     /// `change_pud_range()`, where the MMU notifier invalidation lives: it covers from the
     /// first PUD that is not none to `end`.
     fn change_pud_range(&mut self, puds: PudRange<'a>, end: usize) -> c_long {
-        let mut range = core::pin::pin!(InvalidateRange::new());
+        pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma, InvalidateEvent::ProtectionVma));
         let mut pages: c_long = 0;
         'puds: for pud in puds {
             loop {
@@ -231,28 +244,27 @@ impl<'a> Walk<'a> {
                 if val.none() {
                     break;
                 }
-                range.as_mut().start(
-                    self.vma,
-                    bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA,
-                    pud.addr(),
-                    end,
-                );
+                range.as_mut().start(pud.addr(), end);
                 if val.leaf() {
                     if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {
                         pud.split_huge();
                         continue;
                     }
-                    let ret = pud.change_huge(&mut self.tlb, self.newprot, self.cp_flags) as c_long;
+                    let Ok(ret) = pud.change_huge(&mut self.change) else {
+                        // Not reached: the slot and the change are of the same VMA.
+                        break;
+                    };
                     if ret == 0 {
                         continue;
                     }
+                    let ret = ret as c_long;
                     // The huge PUD was handled.
                     if ret == HPAGE_PUD_NR {
                         pages = pages.wrapping_add(HPAGE_PUD_NR);
                     }
                     break;
                 }
-                pages = pages.wrapping_add(self.change_pmd_range(&pud, val));
+                pages = pages.wrapping_add(self.change_pmd_range(&pud));
                 break;
             }
         }
@@ -260,8 +272,8 @@ impl<'a> Walk<'a> {
     }
 
     /// `change_pmd_range()`.
-    fn change_pmd_range(&mut self, pud: &PudSlot<'a>, val: pgtable::Pud) -> c_long {
-        let Some(pmds) = pud.pmds(val) else {
+    fn change_pmd_range(&mut self, pud: &PudSlot<'a>) -> c_long {
+        let Some(pmds) = pud.pmds() else {
             return 0;
         };
         let mut pages: c_long = 0;
@@ -270,7 +282,7 @@ impl<'a> Walk<'a> {
         'pmds: loop {
             // Most PMDs of a sparse range are none: skip them in a loop of their own, which
             // keeps the set-up for populated ones out of it.
-            let pmd = loop {
+            let mut pmd = loop {
                 let Some(pmd) = pmds.next() else {
                     break 'pmds;
                 };
@@ -302,7 +314,10 @@ impl<'a> Walk<'a> {
                             break 'pmds;
                         }
                     } else {
-                        let ret = pmd.change_huge(&mut self.tlb, self.newprot, self.cp_flags);
+                        let Ok(ret) = pmd.change_huge(&mut self.change) else {
+                            // Not reached: the slot and the change are of the same VMA.
+                            break;
+                        };
                         if ret != 0 {
                             // The huge PMD was handled.
                             if ret as c_long == HPAGE_PMD_NR {
@@ -314,7 +329,7 @@ impl<'a> Walk<'a> {
                     }
                     // Fall through: the huge PMD was just split.
                 }
-                let ret = self.change_pte_range(pmd);
+                let ret = self.change_pte_range(&mut pmd);
                 if ret < 0 {
                     // Again, as the C walker's `goto again`.
                     if pmd.get().none() {
@@ -340,36 +355,40 @@ impl<'a> Walk<'a> {
     /// per huge PMD, 15% more on sparse ranges), while out of line costs about 30 instructions
     /// per PTE table (call, frame, `Walk` fields reloaded).
     #[inline(never)]
-    fn change_pte_range(&mut self, pmd: PmdSlot<'a>) -> c_long {
-        self.tlb.change_page_size(PAGE_SIZE);
+    fn change_pte_range(&mut self, pmd: &mut PmdSlot<'a>) -> c_long {
+        self.change.change_page_size(PAGE_SIZE);
         let Some(ptes) = pmd.map_lock() else {
-            return EAGAIN;
+            return errno(EAGAIN);
         };
         let prot_numa = self.has(MM_CP_PROT_NUMA);
         let is_private_single_threaded =
             prot_numa && shared::vma_is_single_threaded_private(self.vma);
 
         shared::flush_tlb_batched_pending(self.vma);
-        let lazy = LazyMmu::enable();
+        let lazy = ptes.lazy_mmu();
         let mut pages: c_long = 0;
         let mut idx = 0;
-        while idx < ptes.len() {
-            let oldpte = ptes.get(idx);
-            let nr = if oldpte.present() {
-                self.change_present(&ptes, idx, oldpte, is_private_single_threaded, &mut pages)
-            } else if oldpte.none() {
-                // Nobody plays with any none PTEs besides userfaultfd when applying the
-                // protections.
-                if self.has(MM_CP_UFFD_WP) && vma::userfaultfd_wp_use_markers(self.vma) {
-                    // For file-backed memory the page or swap cache can exist behind a none
-                    // PTE, so write-protect it with a marker.
-                    ptes.set(idx, Pte::uffd_wp_marker());
-                    pages = pages.wrapping_add(1);
+        while let Some(entry) = ptes.entry(idx) {
+            let nr = match entry {
+                PteEntry::Present(oldpte) => {
+                    self.change_present(&ptes, oldpte, is_private_single_threaded, &mut pages)
                 }
-                1
-            } else {
-                pages = pages.wrapping_add(self.change_softleaf_pte(&ptes, idx, oldpte));
-                1
+                PteEntry::None => {
+                    // Nobody plays with any none PTEs besides userfaultfd when applying the
+                    // protections.
+                    if self.has(MM_CP_UFFD_WP) && vma::userfaultfd_wp_use_markers(self.vma) {
+                        // For file-backed memory the page or swap cache can exist behind a none
+                        // PTE, so write-protect it with a marker.
+                        // SAFETY: A marker maps nothing and is written over a none entry.
+                        unsafe { ptes.set(idx, Pte::uffd_wp_marker()) };
+                        pages = pages.wrapping_add(1);
+                    }
+                    1
+                }
+                PteEntry::Leaf(oldpte) => {
+                    pages = pages.wrapping_add(self.change_softleaf_pte(&ptes, idx, oldpte));
+                    1
+                }
             };
             idx += nr;
         }
@@ -384,14 +403,14 @@ impl<'a> Walk<'a> {
     #[inline(always)]
     fn change_present(
         &mut self,
-        ptes: &PteTable<'a>,
-        idx: usize,
-        oldpte: Pte,
+        ptes: &PteTable<'_>,
+        first: PresentPte<'_>,
         is_private_single_threaded: bool,
         pages: &mut c_long,
     ) -> usize {
         let prot_numa = self.has(MM_CP_PROT_NUMA);
-        let max_nr = ptes.len() - idx;
+        let oldpte = first.pte();
+        let max_nr = ptes.len() - first.idx();
 
         // Already in the desired state: `PROT_NONE` for NUMA hinting; for uffd-rwp, the uffd
         // bit on top of `PROT_NONE` (plain `PROT_NONE` from mprotect() still needs the bit).
@@ -403,7 +422,7 @@ impl<'a> Walk<'a> {
             return 1;
         }
 
-        let page = vma::normal_page(self.vma, ptes, ptes.addr(idx), oldpte);
+        let page = first.normal_page();
         let folio = page.map(MappedPage::folio);
 
         // Avoid trapping faults against the zero or KSM pages.
@@ -411,16 +430,17 @@ impl<'a> Walk<'a> {
             && !shared::folio_can_map_prot_numa(folio, self.vma, is_private_single_threaded)
         {
             // Skip the whole batch.
-            return folio_batch(folio, ptes, idx, oldpte, max_nr, false);
+            return folio_batch(folio, ptes, first, page, max_nr, false).len();
         }
 
-        let nr = folio_batch(folio, ptes, idx, oldpte, max_nr, true);
+        let batch = folio_batch(folio, ptes, first, page, max_nr, true);
+        let nr = batch.len();
         // The small-folio common case gets its own copy of the inlined code, with `nr` a
         // constant, as in the C walker.
         if nr == 1 {
-            self.change_present_ptes(ptes, idx, 1, folio, page);
+            self.change_present_ptes(ptes, &batch, 1, folio);
         } else {
-            self.change_present_ptes(ptes, idx, nr, folio, page);
+            self.change_present_ptes(ptes, &batch, nr, folio);
         }
         // Counts wrap, as in the C walker: no overflow check in the PTE loop.
         *pages = pages.wrapping_add(nr as c_long);
@@ -429,15 +449,18 @@ impl<'a> Walk<'a> {
 
     /// `change_present_ptes()`.
     #[inline(always)]
+    ///
+    /// `nr` is `batch.len()`, passed so that the caller can make it a constant.
     fn change_present_ptes(
         &mut self,
-        ptes: &PteTable<'a>,
-        idx: usize,
+        ptes: &PteTable<'_>,
+        batch: &PteBatch<'_>,
         nr: usize,
         folio: Option<MappedFolio<'_>>,
-        page: Option<MappedPage<'_>>,
     ) {
-        let oldpte = ptes.modify_prot_start(idx, nr);
+        // SAFETY: `batch` is of `ptes`, and every PTE of it is committed below, by
+        // `prot_commit_flush_ptes()` (in parts by `commit_anon_folio_batch()`).
+        let oldpte = unsafe { ptes.modify_prot_start(batch) };
         let mut ptent = oldpte.modify(self.newprot);
 
         if self.has(MM_CP_UFFD_WP | MM_CP_UFFD_RWP) {
@@ -449,42 +472,53 @@ impl<'a> Walk<'a> {
         // The uffd bit on a VM_UFFD_RWP VMA carries PROT_NONE semantics: if mprotect() or NUMA
         // hinting changed the base protection, restore PAGE_NONE so the PTE still traps.
         if vma::userfaultfd_rwp(self.vma) && ptent.uffd() {
-            ptent = ptent.modify(page_none());
+            ptent = ptent.modify(PgProt::none());
         }
 
         // Writable shared mappings may want write faults (vma_wants_writenotify()), writable
         // private ones have to handle COW; either way the PTEs can sometimes be made writable
         // here and spare the write fault.
         if self.has(MM_CP_TRY_CHANGE_WRITABLE) && !ptent.write() {
-            self.set_write_prot_commit_flush_ptes(ptes, idx, nr, oldpte, ptent, folio, page);
+            self.set_write_prot_commit_flush_ptes(ptes, batch, nr, oldpte, ptent, folio);
         } else {
-            self.prot_commit_flush_ptes(ptes, idx, nr, oldpte, ptent, 0, false);
+            self.prot_commit_flush_ptes(ptes, batch, 0, nr, oldpte, ptent, false);
         }
     }
 
-    /// `prot_commit_flush_ptes()`: commits PTEs `idx + off..idx + off + nr` of a batch started
-    /// at `idx` with `oldpte`, `ptent`.
+    /// `prot_commit_flush_ptes()`: commits PTEs `off..off + nr` of `batch`, started with
+    /// `oldpte` and changed to `ptent`, made writable if `set_write`.
+    ///
+    /// Every caller passes a `ptent` computed from `oldpte` by `pte_modify()` with the
+    /// change's protection and by the uffd bit, and `set_write` only where
+    /// `can_change_pte_writable()`'s rules allow it: `can_change_shared_pte_writable()` for a
+    /// shared VMA, `maybe_change_pte_writable()` and `PageAnonExclusive()` for an anonymous
+    /// page of a private one.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn prot_commit_flush_ptes(
         &mut self,
-        ptes: &PteTable<'a>,
-        idx: usize,
+        ptes: &PteTable<'_>,
+        batch: &PteBatch<'_>,
+        off: usize,
         nr: usize,
         oldpte: Pte,
         ptent: Pte,
-        off: usize,
         set_write: bool,
     ) {
-        let idx = idx + off;
         let oldpte = oldpte.advance_pfn(off);
         let mut ptent = ptent.advance_pfn(off);
         if set_write {
             ptent = ptent.mkwrite(self.vma);
         }
-        ptes.modify_prot_commit(idx, nr, oldpte, ptent);
+        // SAFETY: `batch` was started by `change_present_ptes()` and this part of it is
+        // committed once; `oldpte` is the start's value advanced by `off`; `ptent` differs from
+        // it in protection and software bits only, and is writable only as the rules above
+        // allow (see the callers); the flush is recorded just below, and the notifier range was
+        // started in the PUD loop.
+        unsafe { ptes.modify_prot_commit(batch, off, nr, oldpte, ptent) };
         if Pte::needs_flush(oldpte, ptent) {
-            self.tlb.flush_pte_range(ptes.addr(idx), nr * PAGE_SIZE);
+            let idx = batch.idx() + off;
+            self.change.flush_pte_range(ptes.addr(idx), nr * PAGE_SIZE);
         }
     }
 
@@ -493,25 +527,24 @@ impl<'a> Walk<'a> {
     #[inline(always)]
     fn set_write_prot_commit_flush_ptes(
         &mut self,
-        ptes: &PteTable<'a>,
-        idx: usize,
+        ptes: &PteTable<'_>,
+        batch: &PteBatch<'_>,
         nr: usize,
         oldpte: Pte,
         ptent: Pte,
         folio: Option<MappedFolio<'_>>,
-        page: Option<MappedPage<'_>>,
     ) {
         if self.vma.flags() & flags::SHARED != 0 {
             let set_write = self.can_change_shared_pte_writable(ptent);
-            self.prot_commit_flush_ptes(ptes, idx, nr, oldpte, ptent, 0, set_write);
+            self.prot_commit_flush_ptes(ptes, batch, 0, nr, oldpte, ptent, set_write);
             return;
         }
         let anon = folio.is_some_and(MappedFolio::is_anon);
-        let (true, Some(page)) = (self.maybe_change_pte_writable(ptent) && anon, page) else {
-            self.prot_commit_flush_ptes(ptes, idx, nr, oldpte, ptent, 0, false);
+        if !(self.maybe_change_pte_writable(ptent) && anon) {
+            self.prot_commit_flush_ptes(ptes, batch, 0, nr, oldpte, ptent, false);
             return;
-        };
-        self.commit_anon_folio_batch(ptes, idx, nr, oldpte, ptent, page);
+        }
+        self.commit_anon_folio_batch(ptes, batch, nr, oldpte, ptent);
     }
 
     /// `commit_anon_folio_batch()`: a batch of PTEs mapping consecutive pages of one anonymous
@@ -519,18 +552,17 @@ impl<'a> Walk<'a> {
     #[inline(always)]
     fn commit_anon_folio_batch(
         &mut self,
-        ptes: &PteTable<'a>,
-        idx: usize,
+        ptes: &PteTable<'_>,
+        batch: &PteBatch<'_>,
         nr: usize,
         oldpte: Pte,
         ptent: Pte,
-        first: MappedPage<'_>,
     ) {
         let mut off = 0;
         while off < nr {
-            let exclusive = first.nth_anon_exclusive(off);
-            let len = page_anon_exclusive_batch(off, nr - off, first, exclusive);
-            self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, exclusive);
+            let exclusive = batch.anon_exclusive(off) == Some(true);
+            let len = page_anon_exclusive_batch(off, nr - off, batch, exclusive);
+            self.prot_commit_flush_ptes(ptes, batch, off, len, oldpte, ptent, exclusive);
             off += len;
         }
     }
@@ -567,11 +599,17 @@ impl<'a> Walk<'a> {
     }
 
     /// `change_softleaf_pte()`.
-    fn change_softleaf_pte(&mut self, ptes: &PteTable<'a>, idx: usize, oldpte: Pte) -> c_long {
-        let entry = oldpte.softleaf();
-        let mut newpte = if entry.is_migration_write() {
+    fn change_softleaf_pte(
+        &mut self,
+        ptes: &PteTable<'_>,
+        idx: usize,
+        leaf: LeafPte<'_>,
+    ) -> c_long {
+        let oldpte = leaf.pte();
+        let entry = leaf.softleaf();
+        let mut newpte = if let Some(migration) = leaf.migration_write() {
             // A protection check is difficult, so just be safe and disable write.
-            let entry = if entry.migration_folio_is_anon() {
+            let entry = if migration.folio_is_anon() {
                 entry.readable_exclusive_migration()
             } else {
                 entry.readable_migration()
@@ -597,7 +635,8 @@ impl<'a> Walk<'a> {
             }
             // Resolving a uffd-wp marker drops it: the next fault will not trap.
             if self.has(MM_CP_UFFD_WP_RESOLVE | MM_CP_UFFD_RWP_RESOLVE) {
-                ptes.clear(idx);
+                // SAFETY: The entry is a marker.
+                unsafe { ptes.clear(idx) };
                 return 1;
             }
             return 0;
@@ -612,7 +651,9 @@ impl<'a> Walk<'a> {
         }
 
         if !oldpte.same(newpte) {
-            ptes.set(idx, newpte);
+            // SAFETY: `newpte` is the non-present entry `oldpte` with fewer permissions (a
+            // readable migration or device-private entry) or another uffd bit, written over it.
+            unsafe { ptes.set(idx, newpte) };
             return 1;
         }
         0
@@ -622,20 +663,20 @@ impl<'a> Walk<'a> {
 /// `mprotect_folio_pte_batch()`: the number of PTEs from `idx` that map consecutive pages of
 /// `folio` and can be changed as one.
 #[inline(always)]
-fn folio_batch(
-    folio: Option<MappedFolio<'_>>,
-    ptes: &PteTable<'_>,
-    idx: usize,
-    pte: Pte,
+fn folio_batch<'t>(
+    folio: Option<MappedFolio<'t>>,
+    ptes: &'t PteTable<'_>,
+    first: PresentPte<'t>,
+    page: Option<MappedPage<'t>>,
     max_nr: usize,
     respect: bool,
-) -> usize {
+) -> PteBatch<'t> {
     match folio {
         // No underlying folio, or a small one: nothing to batch.
         Some(folio) if folio.is_large() => {
-            shared::folio_pte_batch(folio, ptes, idx, pte, max_nr, respect)
+            shared::folio_pte_batch(folio, ptes, first, page, max_nr, respect)
         }
-        _ => 1,
+        _ => PteBatch::single(first, page),
     }
 }
 
@@ -645,12 +686,12 @@ fn folio_batch(
 fn page_anon_exclusive_batch(
     start: usize,
     max_len: usize,
-    first: MappedPage<'_>,
+    batch: &PteBatch<'_>,
     expected: bool,
 ) -> usize {
     let mut idx = start + 1;
     while idx < start + max_len {
-        if first.nth_anon_exclusive(idx) != expected {
+        if batch.anon_exclusive(idx) != Some(expected) {
             break;
         }
         idx += 1;
@@ -665,7 +706,8 @@ fn page_anon_exclusive_batch(
 ///
 /// As for the C `change_protection_range()`: `vma` is a valid VMA whose mmap lock (or VMA
 /// lock) the caller holds for the whole call; `tlb` was set up with `tlb_gather_mmu()` for its
-/// mm and is not used by anyone else during the call; `[addr, end)` is a non-empty range within
+/// mm and is not used by anyone else during the call; `newprot` is the VMA's `vm_page_prot` or
+/// `PAGE_NONE`, as `change_protection()` computes it; `[addr, end)` is a non-empty range within
 /// the VMA.
 #[export]
 pub unsafe extern "C" fn rust_change_protection_range(
@@ -678,14 +720,24 @@ pub unsafe extern "C" fn rust_change_protection_range(
 ) -> c_long {
     // SAFETY: The caller holds the VMA's lock for the whole call, see above.
     let vma = unsafe { VmaRef::from_raw(vma) };
-    // SAFETY: The caller's gather is valid (so not null) and ours for the duration of the
-    // call, see above.
-    let tlb = unsafe { MmuGather::from_raw(core::ptr::NonNull::new_unchecked(tlb)) };
+    // `change_protection()` sends hugetlb VMAs to `hugetlb_change_protection()`.
+    let Some(vma) = WalkableVma::new(vma) else {
+        kernel::warn_on!(true);
+        return errno(EINVAL);
+    };
+    let Some(tlb) = core::ptr::NonNull::new(tlb) else {
+        return errno(EINVAL);
+    };
+    let cp_flags = CpFlags::from_bits(cp_flags);
+    // SAFETY: The caller's gather was set up for the VMA's mm and is ours for the duration of
+    // the call, and `newprot` is what `change_protection()` computes: the VMA's `vm_page_prot`,
+    // or `PAGE_NONE` for NUMA hinting (see above).
+    let change = unsafe { ProtChange::from_raw(tlb, vma, newprot, cp_flags) };
 
     let mut walk = Walk {
-        tlb,
+        newprot: change.prot(),
+        change,
         vma,
-        newprot,
         cp_flags,
         soft_dirty: cfg!(CONFIG_MEM_SOFT_DIRTY) && shared::vma_soft_dirty_enabled(vma),
     };

@@ -4,8 +4,8 @@
 # check-results.py KUNIT_JSON EXPECTED_SUITES
 #
 # Fail unless every suite listed in EXPECTED_SUITES appears in the kunit.py
-# JSON results with at least one test case, and no test case anywhere in the
-# run failed, crashed or errored.  A skipped case is never counted as passed.
+# JSON results with at least one test case (or at least N, for a line
+# "SUITE N"), and no test case anywhere in the run failed, crashed or errored.  A skipped case is never counted as passed.
 # Prints one line per expected suite and a closing "N passed, N failed" line.
 import json
 import sys
@@ -29,19 +29,23 @@ def main():
         print(f"check-results: no usable KUnit results: {e}")
         return 1
     with open(sys.argv[2]) as f:
-        expected = [l.strip() for l in f if l.strip() and not l.startswith("#")]
+        expected = [l.split() for l in f if l.strip() and not l.startswith("#")]
 
     cases = list(walk(results))
     passed = sum(1 for _, _, s in cases if s == "PASS")
     skipped = sum(1 for _, _, s in cases if s == "SKIP")
     bad = [(p, n, s) for p, n, s in cases if s not in ("PASS", "SKIP")]
     ok = True
-    for suite in expected:
+    for line in expected:
+        suite, least = line[0], int(line[1]) if len(line) > 1 else 1
         mine = [(n, s) for p, n, s in cases if p and p[0] == suite]
         if not mine:
             print(f"check-results: suite {suite}: MISSING from the results")
             ok = False
             continue
+        if len(mine) < least:
+            print(f"check-results: suite {suite}: {len(mine)} cases, FEWER than {least}")
+            ok = False
         counts = {st: sum(1 for _, s in mine if s == st) for st in ("PASS", "SKIP")}
         other = len(mine) - counts["PASS"] - counts["SKIP"]
         print(f"check-results: suite {suite}: {counts['PASS']} passed, "

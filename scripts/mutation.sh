@@ -16,34 +16,36 @@ mkdir -p "$out"
 walker="$root/mm/mprotect_rs.rs"
 # The C walker's lines of the series: patch 1 (the notifier range fix).
 cfix=$(ls "$root"/patches/0001-*/edits.diff)
+# The abstractions the walker is written against.
+pgtable="$root/rust/kernel/mm/pgtable.rs"
 saved=$(mktemp -d)
 cp "$walker" "$saved/walker"
 cp "$cfix" "$saved/cfix"
-restore() { cp "$saved/walker" "$walker"; cp "$saved/cfix" "$cfix"; }
+cp "$pgtable" "$saved/pgtable"
+restore() { cp "$saved/walker" "$walker"; cp "$saved/cfix" "$cfix"; cp "$saved/pgtable" "$pgtable"; }
 trap 'restore; rm -rf "$saved"' EXIT
 
 # name|python expression that turns the walker source `s` into the mutant;
 # sub(s, old, new) replaces the first `old` and fails if there is none.  A
-# name starting with "C walker:" mutates patch 1's edits.diff instead.
+# name starting with "C walker:" mutates patch 1's edits.diff instead, one
+# starting with "pgtable:" rust/kernel/mm/pgtable.rs (caught by its doctests
+# or its compile-fail proofs).
 mutations=(
 "notifier started per PMD instead of per PUD|sub(sub(s, '''                range.as_mut().start(''', '''                let _ = (&mut range,'''), '''
                 if pmd.get_lockless().is_huge() {''', '''
-                let mut range = core::pin::pin!(InvalidateRange::new());
-                range.as_mut().start(
-                    self.vma,
-                    bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA,
-                    pmd.addr(),
-                    pmd.end(),
-                );
+                pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma, InvalidateEvent::ProtectionVma));
+                range.as_mut().start(pmd.addr(), pmd.end());
                 if pmd.get_lockless().is_huge() {''')"
 "notifier end skipped on the populate error path|sub(s, '''                    pages = ret;
                     break 'puds;''', '''                    pages = ret;
-                    // SAFETY: Mutant: overwrites the started range without ending it.
-                    unsafe { core::ptr::write(range.as_mut().get_unchecked_mut(), InvalidateRange::new()) };
+                    // SAFETY: Mutant: zeroes the started range (and its `started` flag) so that
+                    // it is never ended; its drop reads nothing else.
+                    unsafe { core::ptr::write_bytes(range.as_mut().get_unchecked_mut(), 0, 1) };
                     break 'puds;''')"
 "partial PUD not split|sub(s, '''if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {''', '''if pud.end().wrapping_sub(pud.addr()) > PUD_SIZE || self.split() {''')"
-"write upgrade ignoring PageAnonExclusive|sub(s, '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, exclusive);''', '''self.prot_commit_flush_ptes(ptes, idx, len, oldpte, ptent, off, true);''')"
-"uffd-wp marker not installed in none PTEs|sub(s, '''ptes.set(idx, Pte::uffd_wp_marker());''', '''let _ = Pte::uffd_wp_marker();''')"
+"write upgrade ignoring PageAnonExclusive|sub(s, '''self.prot_commit_flush_ptes(ptes, batch, off, len, oldpte, ptent, exclusive);''', '''self.prot_commit_flush_ptes(ptes, batch, off, len, oldpte, ptent, true);''')"
+"uffd-wp marker not installed in none PTEs|sub(s, '''                        // SAFETY: A marker maps nothing and is written over a none entry.
+                        unsafe { ptes.set(idx, Pte::uffd_wp_marker()) };''', '''                        let _ = Pte::uffd_wp_marker();''')"
 "page count off by one|sub(s, '''*pages = pages.wrapping_add(nr as c_long);''', '''*pages = pages.wrapping_add(nr as c_long + 1);''')"
 "device-private entries left writable|sub(s, '''Pte::from_softleaf(entry.readable_device_private())''', '''Pte::from_softleaf(entry)''')"
 "NUMA hinting does not skip PROT_NONE entries|sub(s, '''&& (prot_numa || oldpte.uffd())''', '''&& oldpte.uffd()''')"
@@ -57,6 +59,8 @@ mutations=(
 "C walker: notifier range restarted after a PUD at address 0 (the bug patch 1 fixes)|sub(s, '''+		if (!range_started) {''', '''+		if (!range_started || !range.start) {''')"
 "soft-dirty rule of the write upgrade ignored|sub(s, '''if self.soft_dirty() && !pte.soft_dirty() {''', '''if self.soft_dirty() && !pte.soft_dirty() && pte.none() {''')"
 "soft-dirty bit of a writable migration entry dropped|sub(s, '''if oldpte.swp_soft_dirty() {''', '''if oldpte.swp_soft_dirty() && oldpte.none() {''')"
+"pgtable: pgd_range() accepts a range beyond the VMA|sub(s, '''if addr >= end || addr < vma.start() || end > vma.end() {''', '''if addr >= end || addr < vma.start() {''')"
+"pgtable: a PTE table borrows its slot shared, not mutably|sub(s, '''pub fn map_lock(&mut self) -> Option<PteTable<'_>> {''', '''pub fn map_lock(&self) -> Option<PteTable<'_>> {''')"
 "PFN of a write-upgraded sub-batch off by one page|sub(s, '''let mut ptent = ptent.advance_pfn(off);''', '''let mut ptent = ptent.advance_pfn(off + usize::from(off > 0));''')"
 )
 
@@ -73,7 +77,7 @@ for m in "${mutations[@]}"; do
 	expr=${m#*|}
 	restore
 	target=$walker
-	case "$name" in "C walker:"*) target=$cfix ;; esac
+	case "$name" in "C walker:"*) target=$cfix ;; "pgtable:"*) target=$pgtable ;; esac
 	python3 - "$target" "$expr" <<'PY' || { echo "mutation $i ($name): does not apply"; continue; }
 import sys
 p, expr = sys.argv[1], sys.argv[2]
@@ -94,12 +98,12 @@ PY
 	log="$out/$i.log"
 	echo "==> mutation $i: $name"
 	if "$here/prepare-tree.sh" >"$log" 2>&1 && "$here/kunit.sh" >>"$log" 2>&1 &&
-			"$here/guest.sh" >>"$log" 2>&1; then
+			"$here/guest.sh" >>"$log" 2>&1 && "$here/compile-fail.sh" >>"$log" 2>&1; then
 		echo "    NOT CAUGHT: the tests passed with this fault (log: out/mutation/$i.log)"
 	elif grep -q "kernel build failed\|printed .* warning line" "$log"; then
 		echo "    NOT CAUGHT: the mutant did not build (log: out/mutation/$i.log)"
 	else
-		echo "    caught: $(grep -E '^(check-results: .*(FAIL|ERROR|MISSING)|.*not ok)' "$log" | head -n 3 | tr '\n' ' ')"
+		echo "    caught: $(grep -E '^(check-results: .*(FAIL|ERROR|MISSING)|.*not ok|FAIL )' "$log" | head -n 3 | tr '\n' ' ')"
 		caught=$((caught + 1))
 	fi
 done

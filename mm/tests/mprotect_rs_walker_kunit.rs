@@ -29,7 +29,10 @@ mod tests {
     use kernel::{
         bindings,
         ffi::{c_int, c_long, c_ulong},
-        mm::{pgtable::InvalidateRange, virt::VmaRef},
+        mm::{
+            pgtable::{InvalidateEvent, InvalidateRange},
+            virt::VmaRef,
+        },
         page::{PAGE_SHIFT, PAGE_SIZE},
         prelude::*,
         str::CString,
@@ -2110,12 +2113,9 @@ mod tests {
     /// Starts an invalidation twice (the second call must do nothing), then leaves through an
     /// error return, as the walker's populate path does on `-ENOMEM`.
     fn start_twice_then_fail(vma: &VmaRef, addr: usize) -> Result {
-        let mut range = core::pin::pin!(InvalidateRange::new());
-        let event = bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA;
-        range.as_mut().start(vma, event, addr, addr + PAGE_SIZE);
-        range
-            .as_mut()
-            .start(vma, event, addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
+        pin_init::stack_pin_init!(let range = InvalidateRange::new(vma, InvalidateEvent::ProtectionVma));
+        range.as_mut().start(addr, addr + PAGE_SIZE);
+        range.as_mut().start(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
         if range.is_started() {
             return Err(ENOMEM);
         }
@@ -2137,7 +2137,7 @@ mod tests {
             let vma = lock.vma_lookup(addr).ok_or(EINVAL)?;
             assert_eq!(start_twice_then_fail(vma, addr), Err(ENOMEM));
             // Never started: nothing to end.
-            let unstarted = core::pin::pin!(InvalidateRange::new());
+            pin_init::stack_pin_init!(let unstarted = InvalidateRange::new(vma, InvalidateEvent::ProtectionVma));
             assert!(!unstarted.is_started());
         }
         let mut run = Run::default();

@@ -4,51 +4,74 @@
 //!
 //! Types for walking and changing the page tables of a VMA's address space, one level at a time:
 //!
-//! - entry values: [`Pgd`], [`P4d`], [`Pud`], [`Pmd`] and [`Pte`], copies of one entry with the
-//!   predicates and modifiers of `<linux/pgtable.h>`;
+//! - entry values: [`Pgd`], [`P4d`], [`Pud`], [`Pmd`], [`Pte`] and [`SoftLeaf`], copies of one
+//!   entry with the predicates and modifiers of `<linux/pgtable.h>` and `<linux/leafops.h>`. A
+//!   value is only a number: any value can be made and computed with in safe code, and none can be
+//!   written to a page table without an `unsafe` call whose contract says which values may be;
+//! - [`WalkableVma`]: a VMA whose page tables this module may walk (not hugetlb);
 //! - entry slots: [`PgdSlot`], [`P4dSlot`], [`PudSlot`] and [`PmdSlot`], each a pointer to one
 //!   entry of a live table together with the part of the address range that entry covers. A slot
-//!   is only handed out by the iterator over the table one level up ([`PgdSlot::p4ds`],
-//!   [`P4dSlot::puds`], [`PudSlot::pmds`]), so a PMD can never be used where a PUD is expected,
-//!   and no slot points outside its table;
+//!   is only handed out by the iterator over the table one level up ([`pgd_range`],
+//!   [`PgdSlot::p4ds`], [`P4dSlot::puds`], [`PudSlot::pmds`]), so a PMD can never be used where a
+//!   PUD is expected, and no slot points outside its table;
 //! - [`PteTable`]: the PTEs of one PMD's range, mapped and locked by `pte_offset_map_lock()`, and
-//!   unmapped and unlocked on drop;
+//!   unmapped and unlocked on drop. It mutably borrows its [`PmdSlot`], so the slot cannot be
+//!   split, populated or locked again while the table is held. What is read through it
+//!   ([`PresentPte`], [`LeafPte`], [`MappedPage`], [`MappedFolio`], [`MigrationEntry`],
+//!   [`PteBatch`]) borrows it, and so cannot outlive the lock;
+//! - [`ProtChange`]: a protection change of one VMA, with the `struct mmu_gather` that collects
+//!   its TLB flushes, the new protection and the `MM_CP_*` flags ([`CpFlags`]);
 //! - guards: [`InvalidateRange`], an MMU notifier invalidation started at most once and ended on
-//!   drop; [`LazyMmu`], lazy MMU mode; and [`MmuGather`], a `struct mmu_gather` borrowed from the
-//!   caller.
+//!   drop, which borrows the VMA whose mm it notifies; [`LazyMmu`], lazy MMU mode for the life of a
+//!   borrow of a [`PteTable`].
 //!
 //! Every slot borrows the [`VmaRef`] it was reached from: holding a `&VmaRef` means holding the
 //! mmap lock (or the VMA lock), which keeps the page-table pages above the PTE level from being
 //! freed. PTE tables can still be freed under RCU, which is why [`PmdSlot::map_lock`] can fail.
 //!
+//! # Context
+//!
+//! A [`PteTable`] holds a spinlock and an RCU read-side critical section. Nothing may sleep while
+//! one is held. The types forbid what they can: the slot a table was locked through cannot be
+//! populated, split or locked again, and lazy MMU mode cannot outlive the table. As elsewhere in
+//! the `kernel` crate (see `kernel::task::might_sleep()`), sleeping in atomic context is not
+//! excluded by the type system in general (a table held across [`cond_resched`] or an allocation
+//! still compiles): the functions of this module that may sleep say so under `# Context`, the C
+//! functions they call check it at run time with `CONFIG_DEBUG_ATOMIC_SLEEP`, and `klint` checks it
+//! statically.
+//!
 //! C headers: [`include/linux/pgtable.h`](srctree/include/linux/pgtable.h),
+//! [`include/linux/leafops.h`](srctree/include/linux/leafops.h),
 //! [`include/linux/mmu_notifier.h`](srctree/include/linux/mmu_notifier.h),
 //! [`include/asm-generic/tlb.h`](srctree/include/asm-generic/tlb.h).
 
 use crate::{
     bindings,
-    error::{to_result, Result},
+    error::{code::EINVAL, to_result, Result},
     ffi::{c_uint, c_ulong},
-    mm::virt::VmaRef,
+    mm::virt::{flags, VmaRef},
     page::PAGE_SHIFT,
+    prelude::*,
+    types::{NotThreadSafe, Opaque},
 };
-use core::{
-    marker::{PhantomData, PhantomPinned},
-    mem::MaybeUninit,
-    pin::Pin,
-    ptr::NonNull,
-};
+use core::{marker::PhantomData, ops::Deref, ptr::NonNull};
 
-/// Protection bits for page-table entries (`pgprot_t`).
-pub type PgProt = bindings::pgprot_t;
+/// Protection bits for page-table entries (`pgprot_t`), as a value.
+///
+/// Computing entries with any protection is safe; writing them is not (see
+/// [`PteTable::modify_prot_commit`]). The protection a [`ProtChange`] applies is its own.
+#[derive(Clone, Copy)]
+#[repr(transparent)]
+pub struct PgProt(bindings::pgprot_t);
 
-/// `PAGE_NONE`: the protection of an entry that traps on every access.
-#[inline]
-pub fn page_none() -> PgProt {
-    // SAFETY: `page_none()` only returns a constant.
-    unsafe { bindings::page_none() }
+impl PgProt {
+    /// `PAGE_NONE`: the protection of an entry that traps on every access.
+    #[inline]
+    pub fn none() -> Self {
+        // SAFETY: `page_none()` only returns a constant.
+        Self(unsafe { bindings::page_none() })
+    }
 }
-
 macro_rules! entry_type {
     ($(#[$meta:meta])* $name:ident, $raw:ty) => {
         $(#[$meta])*
@@ -58,6 +81,9 @@ macro_rules! entry_type {
 
         impl $name {
             /// Wraps a raw entry value.
+            ///
+            /// Any value is allowed: a value is only a number until an `unsafe` function of
+            /// this module writes it to a page table.
             #[inline]
             pub fn from_raw(raw: $raw) -> Self {
                 Self(raw)
@@ -236,7 +262,7 @@ impl Pte {
     #[must_use]
     pub fn modify(self, prot: PgProt) -> Self {
         // SAFETY: `pte_modify()` only computes a new value.
-        Self(unsafe { bindings::pte_modify(self.0, prot) })
+        Self(unsafe { bindings::pte_modify(self.0, prot.0) })
     }
 
     /// `pte_mkwrite()`: the entry made writable as `vma` requires.
@@ -268,13 +294,6 @@ impl Pte {
     pub fn uffd_wp_marker() -> Self {
         // SAFETY: Only computes a value.
         Self(unsafe { bindings::make_pte_marker_uffd_wp() })
-    }
-
-    /// `softleaf_from_pte()`: the software leaf entry of a non-present, non-none entry.
-    #[inline]
-    pub fn softleaf(self) -> SoftLeaf {
-        // SAFETY: Only computes a value.
-        SoftLeaf(unsafe { bindings::softleaf_from_pte(self.0) })
     }
 
     /// `swp_entry_to_pte()`.
@@ -331,129 +350,93 @@ impl SoftLeaf {
         // SAFETY: Only computes a value.
         Self(unsafe { bindings::make_readable_device_private_entry(self.offset()) })
     }
+}
 
-    /// Whether the folio of a migration entry is anonymous.
-    ///
-    /// The caller must have checked that the entry is a migration entry; then
-    /// `softleaf_to_folio()` is the folio under migration, which is locked and so stays alive
-    /// while the entry exists.
+/// The `MM_CP_*` flags of a protection change (`include/linux/mm.h`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(transparent)]
+pub struct CpFlags(c_ulong);
+
+impl CpFlags {
+    /// No flags: a plain mprotect() change.
+    pub const NONE: Self = Self(0);
+    /// `MM_CP_TRY_CHANGE_WRITABLE`: make entries writable where that spares a write fault.
+    pub const TRY_CHANGE_WRITABLE: Self = Self(bindings::MM_CP_TRY_CHANGE_WRITABLE as c_ulong);
+    /// `MM_CP_PROT_NUMA`: NUMA hinting, entries become `PROT_NONE`.
+    pub const PROT_NUMA: Self = Self(bindings::MM_CP_PROT_NUMA as c_ulong);
+    /// `MM_CP_UFFD_WP`: userfaultfd write-protect.
+    pub const UFFD_WP: Self = Self(bindings::MM_CP_UFFD_WP as c_ulong);
+    /// `MM_CP_UFFD_WP_RESOLVE`: resolve userfaultfd write protection.
+    pub const UFFD_WP_RESOLVE: Self = Self(bindings::MM_CP_UFFD_WP_RESOLVE as c_ulong);
+    /// `MM_CP_UFFD_RWP`: userfaultfd read-write protect.
+    pub const UFFD_RWP: Self = Self(bindings::MM_CP_UFFD_RWP as c_ulong);
+    /// `MM_CP_UFFD_RWP_RESOLVE`: resolve userfaultfd read-write protection.
+    pub const UFFD_RWP_RESOLVE: Self = Self(bindings::MM_CP_UFFD_RWP_RESOLVE as c_ulong);
+
+    /// The flags of a C `cp_flags` value. Any combination is accepted: the C functions that
+    /// take the flags check them themselves.
     #[inline]
-    pub fn migration_folio_is_anon(self) -> bool {
-        // SAFETY: See above: a migration entry pins its locked folio, which the page-table lock
-        // the caller holds keeps in place.
-        unsafe { bindings::folio_test_anon(bindings::softleaf_to_folio(self.0)) }
+    pub const fn from_bits(bits: c_ulong) -> Self {
+        Self(bits)
+    }
+
+    /// The C `cp_flags` value.
+    #[inline]
+    pub const fn bits(self) -> c_ulong {
+        self.0
+    }
+
+    /// Whether any flag of `mask` is set.
+    #[inline]
+    pub const fn any(self, mask: Self) -> bool {
+        self.0 & mask.0 != 0
     }
 }
 
-/// A page mapped by a present PTE of a [`PteTable`], valid while the table is locked.
-#[derive(Clone, Copy)]
-pub struct MappedPage<'t> {
-    page: NonNull<bindings::page>,
-    _table: PhantomData<&'t ()>,
-}
+impl core::ops::BitOr for CpFlags {
+    type Output = Self;
 
-/// The folio of a [`MappedPage`], valid while the table is locked.
-#[derive(Clone, Copy)]
-pub struct MappedFolio<'t> {
-    folio: NonNull<bindings::folio>,
-    _table: PhantomData<&'t ()>,
-}
-
-impl<'t> MappedPage<'t> {
-    /// The folio this page belongs to.
     #[inline]
-    pub fn folio(self) -> MappedFolio<'t> {
-        // SAFETY: By the type invariant the page is mapped and the table lock keeps the mapping,
-        // and so a reference on the folio, in place.
-        let folio = unsafe { bindings::page_folio(self.page.as_ptr()) };
-        MappedFolio {
-            // SAFETY: `page_folio()` of a valid page is never NULL.
-            folio: unsafe { NonNull::new_unchecked(folio) },
-            _table: PhantomData,
+    fn bitor(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+}
+
+/// A VMA whose page tables this module may walk: any VMA but a hugetlb one.
+///
+/// The page tables of a hugetlb VMA can be shared between processes and unshared without the
+/// mmap lock (`hugetlb_unshare_pmds()`), so holding the VMA's lock does not keep its tables in
+/// place, which every slot of this module relies on; hugetlb VMAs have walkers of their own.
+///
+/// # Invariants
+///
+/// The caller holds the mmap read lock or the VMA read lock (as for [`VmaRef`]), and
+/// `VM_HUGETLB` is not set.
+#[repr(transparent)]
+pub struct WalkableVma {
+    vma: VmaRef,
+}
+
+impl Deref for WalkableVma {
+    type Target = VmaRef;
+
+    #[inline]
+    fn deref(&self) -> &VmaRef {
+        &self.vma
+    }
+}
+
+impl WalkableVma {
+    /// `vma` as a walkable VMA, or `None` if it is a hugetlb VMA.
+    #[inline]
+    pub fn new(vma: &VmaRef) -> Option<&WalkableVma> {
+        if vma.flags() & flags::HUGETLB != 0 {
+            return None;
         }
-    }
-
-    /// `PageAnonExclusive()` of the page `idx` pages after this one.
-    ///
-    /// The caller must know that those pages belong to the same mapped folio as this one (they
-    /// are mapped by a batch of PTEs, see `folio_pte_batch()`).
-    #[inline]
-    pub fn nth_anon_exclusive(self, idx: usize) -> bool {
-        // SAFETY: The pages of a folio are contiguous `struct page`s, the caller keeps `idx`
-        // within the folio, and the table lock keeps the folio mapped.
-        unsafe { bindings::PageAnonExclusive(self.page.as_ptr().add(idx)) }
-    }
-}
-
-impl MappedFolio<'_> {
-    /// Returns the raw pointer.
-    #[inline]
-    pub fn as_ptr(self) -> *mut bindings::folio {
-        self.folio.as_ptr()
-    }
-
-    /// `folio_test_large()`.
-    #[inline]
-    pub fn is_large(self) -> bool {
-        // SAFETY: The folio is valid by the type invariant.
-        unsafe { bindings::folio_test_large(self.folio.as_ptr()) }
-    }
-
-    /// `folio_test_anon()`.
-    #[inline]
-    pub fn is_anon(self) -> bool {
-        // SAFETY: The folio is valid by the type invariant.
-        unsafe { bindings::folio_test_anon(self.folio.as_ptr()) }
-    }
-}
-
-/// Userfaultfd and anonymity tests on a VMA.
-pub mod vma {
-    use super::{bindings, Pte, VmaRef};
-
-    /// `userfaultfd_rwp()`: the VMA is registered for read-write protection.
-    #[inline]
-    pub fn userfaultfd_rwp(vma: &VmaRef) -> bool {
-        // SAFETY: `vma` is valid and its flags are stable while the caller holds its lock.
-        unsafe { bindings::userfaultfd_rwp(vma.as_ptr()) }
-    }
-
-    /// `userfaultfd_pte_wp()`: the entry is write-protected by userfaultfd in this VMA.
-    #[inline]
-    pub fn userfaultfd_pte_wp(vma: &VmaRef, pte: Pte) -> bool {
-        // SAFETY: As above.
-        unsafe { bindings::userfaultfd_pte_wp(vma.as_ptr(), pte.into_raw()) }
-    }
-
-    /// `userfaultfd_wp_use_markers()`: uffd-wp in this VMA needs markers on none entries.
-    #[inline]
-    pub fn userfaultfd_wp_use_markers(vma: &VmaRef) -> bool {
-        // SAFETY: As above.
-        unsafe { bindings::userfaultfd_wp_use_markers(vma.as_ptr()) }
-    }
-
-    /// `vma_is_anonymous()`.
-    #[inline]
-    pub fn is_anonymous(vma: &VmaRef) -> bool {
-        // SAFETY: As above.
-        unsafe { bindings::vma_is_anonymous(vma.as_ptr()) }
-    }
-
-    /// `vm_normal_page()`: the page a present entry maps, if it is a "normal" page.
-    #[inline]
-    pub fn normal_page<'t>(
-        vma: &VmaRef,
-        _table: &'t super::PteTable<'_>,
-        addr: usize,
-        pte: Pte,
-    ) -> Option<super::MappedPage<'t>> {
-        // SAFETY: `vma` is valid; `pte` was read from `_table`, whose lock the borrow proves is
-        // held, so the page it maps stays mapped for `'t`.
-        let page = unsafe { bindings::vm_normal_page(vma.as_ptr(), addr, pte.into_raw()) };
-        Some(super::MappedPage {
-            page: core::ptr::NonNull::new(page)?,
-            _table: core::marker::PhantomData,
-        })
+        // SAFETY: `WalkableVma` is a transparent wrapper of `VmaRef`.
+        // INVARIANT: `VM_HUGETLB` is not set (checked above), and the lock is held for as long
+        // as `vma` is borrowed.
+        Some(unsafe { &*core::ptr::from_ref(vma).cast::<WalkableVma>() })
     }
 }
 
@@ -466,11 +449,18 @@ macro_rules! slot_range {
         ///
         /// Yields one slot per entry, in address order, each with the part of the range that
         /// its entry covers.
+        ///
+        /// # Invariants
+        ///
+        /// `addr <= end`; if `addr < end`, `ptr` points to the entry covering `addr` in a live
+        /// page-table page of the mm of `vma`, and the entries up to the one covering `end - 1`
+        /// are in the same page.
         pub struct $range<'a> {
             vma: &'a VmaRef,
             ptr: *mut $raw,
             addr: usize,
             end: usize,
+            _not_send: NotThreadSafe,
         }
 
         impl<'a> Iterator for $range<'a> {
@@ -483,17 +473,17 @@ macro_rules! slot_range {
                 }
                 // SAFETY: Only computes an address.
                 let next = unsafe { bindings::$addr_end(self.addr, self.end) };
-                // INVARIANT: `[addr, end)` lies within the range that the table covers (it was
-                // clamped to the entry one level up when this iterator was made), so `ptr`
-                // points into the table; `next` never passes `end`, and is above `addr` since
-                // `addr < end`.
+                // INVARIANT: `addr < end`, so `ptr` points to the live entry covering `addr`
+                // (type invariant); `next` never passes `end` and is above `addr`.
                 let slot = $slot {
                     vma: self.vma,
-                    // SAFETY: `ptr` points into a live table, see above.
+                    // SAFETY: `ptr` points into a live table, see above, so it is not null.
                     ptr: unsafe { NonNull::new_unchecked(self.ptr) },
                     addr: self.addr,
                     end: next,
+                    _not_send: NotThreadSafe,
                 };
+                // INVARIANT: the entry after `ptr` covers `next`, if `next < end`.
                 self.ptr = self.ptr.wrapping_add(1);
                 self.addr = next;
                 Some(slot)
@@ -507,17 +497,20 @@ macro_rules! slot_type {
     ($(#[$meta:meta])* $slot:ident, $raw:ty, $value:ident, $get:ident) => {
         $(#[$meta])*
         ///
+        /// A slot is neither `Copy` nor `Clone`: what it is borrowed for (a [`PteTable`] of a
+        /// [`PmdSlot`]) cannot be done twice at once.
+        ///
         /// # Invariants
         ///
         /// `addr < end`, and `ptr` points to the entry covering `[addr, end)` in a page-table
         /// page of the mm of `vma`; the page cannot be freed while `vma`'s lock is held, which
-        /// it is for `'a`.
-        #[derive(Clone, Copy)]
+        /// it is for `'a`, and `vma` is not a hugetlb VMA.
         pub struct $slot<'a> {
             vma: &'a VmaRef,
             ptr: NonNull<$raw>,
             addr: usize,
             end: usize,
+            _not_send: NotThreadSafe,
         }
 
         impl<'a> $slot<'a> {
@@ -531,12 +524,6 @@ macro_rules! slot_type {
             #[inline]
             pub fn end(&self) -> usize {
                 self.end
-            }
-
-            /// Returns the raw pointer to the entry.
-            #[inline]
-            pub fn as_ptr(&self) -> *mut $raw {
-                self.ptr.as_ptr()
             }
 
             /// Tells the compiler that `addr < end` (the type invariant), so that the first
@@ -616,11 +603,55 @@ slot_range!(
     pmd_addr_end
 );
 
-/// The PGD entries covering `[addr, end)` of `vma`, which must lie within the VMA.
+/// The PGD entries covering `[addr, end)` of `vma`, the first level of a walk.
 ///
 /// Returns `None` if the range is empty or not within the VMA.
+///
+/// # Examples
+///
+/// Count the PTE tables under a range of the current process, and the PTEs that map a page:
+///
+/// ```
+/// use kernel::mm::pgtable::{pgd_range, PteEntry, WalkableVma};
+///
+/// # kernel::mm::pgtable::doctest::with_mapping(|addr, len| {
+/// let current = kernel::current!();
+/// let mm = current.mm().ok_or(EINVAL)?;
+/// let (tables, present, refused) = {
+///     let lock = mm.mmap_read_lock();
+///     let vma = WalkableVma::new(lock.vma_lookup(addr).ok_or(EINVAL)?).ok_or(EINVAL)?;
+///     let (mut tables, mut present) = (0, 0);
+///     for pgd in pgd_range(vma, addr, addr + len).ok_or(EINVAL)? {
+///         for p4d in pgd.p4ds().into_iter().flatten() {
+///             for pud in p4d.puds().into_iter().flatten() {
+///                 for mut pmd in pud.pmds().into_iter().flatten() {
+///                     // `None` where the PMD maps no PTE table.
+///                     let Some(ptes) = pmd.map_lock() else { continue };
+///                     tables += 1;
+///                     let mut idx = 0;
+///                     while let Some(entry) = ptes.entry(idx) {
+///                         present += usize::from(matches!(entry, PteEntry::Present(_)));
+///                         idx += 1;
+///                     }
+///                 }
+///             }
+///         }
+///     }
+///     // A range beyond the VMA is refused.
+///     let refused = pgd_range(vma, addr, vma.end() + 4096).is_none();
+///     (tables, present, refused)
+///     // The mmap lock is released here: assert only after that, as a failed assertion ends
+///     // the test without running destructors.
+/// };
+/// // `with_mapping()` wrote the first page only.
+/// assert_eq!((tables, present), (1, 1));
+/// assert!(refused);
+/// # Ok(())
+/// # })?;
+/// # Ok::<(), Error>(())
+/// ```
 #[inline]
-pub fn pgd_range(vma: &VmaRef, addr: usize, end: usize) -> Option<PgdRange<'_>> {
+pub fn pgd_range(vma: &WalkableVma, addr: usize, end: usize) -> Option<PgdRange<'_>> {
     if addr >= end || addr < vma.start() || end > vma.end() {
         return None;
     }
@@ -635,28 +666,35 @@ pub fn pgd_range(vma: &VmaRef, addr: usize, end: usize) -> Option<PgdRange<'_>> 
 ///
 /// `addr < end`, and `[addr, end)` lies within `vma`.
 #[inline]
-pub unsafe fn pgd_range_unchecked(vma: &VmaRef, addr: usize, end: usize) -> PgdRange<'_> {
+pub unsafe fn pgd_range_unchecked(vma: &WalkableVma, addr: usize, end: usize) -> PgdRange<'_> {
     // SAFETY: `addr < end` by the safety requirements; telling the compiler spares the first
     // step of the walk its test.
     unsafe { core::hint::assert_unchecked(addr < end) };
     let mm = vma.mm().as_raw();
-    // INVARIANT: `[addr, end)` lies within `vma` by the safety requirements.
+    // SAFETY: `mm` is live while `vma`'s lock is held; `pgd_offset()` only computes the
+    // address of the entry for `addr` in its pgd page, which lives as long as the mm.
+    let ptr = unsafe { bindings::pgd_offset(mm, addr) };
+    // INVARIANT: `[addr, end)` lies within `vma` (safety requirements), which lies within the
+    // address space, whose PGD entries are all in the one pgd page; `vma` is not hugetlb.
     PgdRange {
         vma,
-        // SAFETY: `mm` is live while `vma`'s lock is held; `pgd_offset()` only computes the
-        // address of the entry for `addr` in its pgd page.
-        ptr: unsafe { bindings::pgd_offset(mm, addr) },
+        ptr,
         addr,
         end,
+        _not_send: NotThreadSafe,
     }
 }
 
 impl<'a> PgdSlot<'a> {
     /// `p4d_alloc()`: makes sure the entry points to a P4D table.
+    ///
+    /// # Context
+    ///
+    /// May sleep (`GFP_KERNEL` allocation).
     #[inline]
     pub fn alloc_p4d(&self) -> Result {
-        // SAFETY: The slot is live (type invariant) and the caller's lock allows allocating
-        // lower tables, as it does for page faults.
+        // SAFETY: The slot is live (type invariant) and the VMA's lock allows populating lower
+        // tables, as page faults do under it.
         to_result(unsafe {
             bindings::p4d_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr)
         })
@@ -671,22 +709,29 @@ impl<'a> PgdSlot<'a> {
             return None;
         }
         self.assume_nonempty();
+        // SAFETY: The entry is a table entry (checked above), which only the mmap write lock
+        // could change, so `p4d_offset()` is the entry for `addr` in that table.
+        let ptr = unsafe { bindings::p4d_offset(self.ptr.as_ptr(), self.addr) };
+        // INVARIANT: `[addr, end)` lies within this entry, so within the table it points to.
         Some(P4dRange {
             vma: self.vma,
-            // SAFETY: The entry is a table entry (checked above), so `p4d_offset()` is the entry
-            // for `addr` in that table.
-            ptr: unsafe { bindings::p4d_offset(self.ptr.as_ptr(), self.addr) },
+            ptr,
             addr: self.addr,
             end: self.end,
+            _not_send: NotThreadSafe,
         })
     }
 }
 
 impl<'a> P4dSlot<'a> {
     /// `pud_alloc()`: makes sure the entry points to a PUD table.
+    ///
+    /// # Context
+    ///
+    /// May sleep (`GFP_KERNEL` allocation).
     #[inline]
     pub fn alloc_pud(&self) -> Result {
-        // SAFETY: See `PgdSlot::alloc_p4d()`.
+        // SAFETY: As for `PgdSlot::alloc_p4d()`.
         to_result(unsafe {
             bindings::pud_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr)
         })
@@ -695,82 +740,109 @@ impl<'a> P4dSlot<'a> {
     /// `p4d_none_or_clear_bad()`, then the PUD entries under this one if it is a table.
     #[inline]
     pub fn puds(&self) -> Option<PudRange<'a>> {
-        // SAFETY: See `PgdSlot::p4ds()`.
+        // SAFETY: As for `PgdSlot::p4ds()`.
         if unsafe { bindings::p4d_none_or_clear_bad(self.ptr.as_ptr()) } {
             return None;
         }
         self.assume_nonempty();
+        // SAFETY: The entry is a table entry (checked above), which only the mmap write lock
+        // could change.
+        let ptr = unsafe { bindings::pud_offset(self.ptr.as_ptr(), self.addr) };
+        // INVARIANT: `[addr, end)` lies within this entry, so within the table it points to.
         Some(PudRange {
             vma: self.vma,
-            // SAFETY: The entry is a table entry (checked above).
-            ptr: unsafe { bindings::pud_offset(self.ptr.as_ptr(), self.addr) },
+            ptr,
             addr: self.addr,
             end: self.end,
+            _not_send: NotThreadSafe,
         })
     }
 }
 
 impl<'a> PudSlot<'a> {
     /// `pmd_alloc()`: makes sure the entry points to a PMD table.
+    ///
+    /// # Context
+    ///
+    /// May sleep (`GFP_KERNEL` allocation).
     #[inline]
     pub fn alloc_pmd(&self) -> Result {
-        // SAFETY: See `PgdSlot::alloc_p4d()`.
+        // SAFETY: As for `PgdSlot::alloc_p4d()`.
         to_result(unsafe {
             bindings::pmd_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr(), self.addr)
         })
     }
 
-    /// The PMD entries under this one, given its value `pud` as read by the caller.
+    /// The PMD entries under this one, if it is a table entry (neither none nor a leaf).
     ///
-    /// Returns `None` unless `pud` is a table entry (neither none nor a leaf).
+    /// Reads the entry itself: a table entry above the PTE level only changes under the mmap
+    /// write lock, so once read as a table, it stays that table for `'a`.
     #[inline]
-    pub fn pmds(&self, pud: Pud) -> Option<PmdRange<'a>> {
+    pub fn pmds(&self) -> Option<PmdRange<'a>> {
+        let pud = self.get();
         if pud.none() || pud.leaf() {
             return None;
         }
         self.assume_nonempty();
+        // SAFETY: The entry is a table entry (checked above) and stays one, see above.
+        let ptr = unsafe { bindings::pmd_offset(self.ptr.as_ptr(), self.addr) };
+        // INVARIANT: `[addr, end)` lies within this entry, so within the table it points to.
         Some(PmdRange {
             vma: self.vma,
-            // SAFETY: The entry is a table entry (checked above); table entries above the PTE
-            // level only change under the mmap write lock, which excludes this walk.
-            ptr: unsafe { bindings::pmd_offset(self.ptr.as_ptr(), self.addr) },
+            ptr,
             addr: self.addr,
             end: self.end,
+            _not_send: NotThreadSafe,
         })
     }
 
     /// `__split_huge_pud()`: splits a huge PUD covering this slot.
+    ///
+    /// # Context
+    ///
+    /// May sleep (MMU notifiers).
     #[inline]
     pub fn split_huge(&self) {
-        // SAFETY: The slot is live, and `vma` is the VMA it belongs to.
+        // SAFETY: The slot is live, and `vma` is the VMA it belongs to; the C function takes
+        // the entry's lock and rechecks it.
         unsafe { bindings::__split_huge_pud(self.vma.as_ptr(), self.ptr.as_ptr(), self.addr) }
     }
 
-    /// `change_huge_pud()`: changes the protection of the huge PUD in this slot.
+    /// `change_huge_pud()`: changes the huge PUD in this slot as `change` says.
     ///
     /// Returns what `change_huge_pud()` returns: 0 when the entry is no longer huge, else
-    /// the number of base pages changed (`HPAGE_PUD_NR`, or 1 if nothing changed).
+    /// the number of base pages changed (`HPAGE_PUD_NR`, or 1 if nothing changed). Fails with
+    /// `EINVAL` if `change` is not a change of this slot's VMA.
     #[inline]
-    pub fn change_huge(&self, tlb: &mut MmuGather<'_>, newprot: PgProt, cp_flags: c_ulong) -> i32 {
-        // SAFETY: The slot is live, `vma` is its VMA and `tlb` gathers for its mm.
-        unsafe {
+    pub fn change_huge(&self, change: &mut ProtChange<'a>) -> Result<i32> {
+        if !core::ptr::eq(self.vma, change.vma) {
+            return Err(EINVAL);
+        }
+        // SAFETY: The slot is live and `vma` is its VMA; by the type invariants of
+        // `ProtChange`, its gather is for `vma`'s mm and its protection one `vma` allows. The C
+        // function takes the entry's lock, rechecks it, and records its flush in the gather.
+        Ok(unsafe {
             bindings::change_huge_pud(
-                tlb.as_ptr(),
+                change.tlb.as_ptr(),
                 self.vma.as_ptr(),
                 self.ptr.as_ptr(),
                 self.addr,
-                newprot,
-                cp_flags,
+                change.prot.0,
+                change.flags.0,
             )
-        }
+        })
     }
 }
 
 impl<'a> PmdSlot<'a> {
     /// `pte_alloc()`: makes sure the entry points to a PTE table (or a huge page).
+    ///
+    /// # Context
+    ///
+    /// May sleep (`GFP_KERNEL` allocation).
     #[inline]
     pub fn alloc_pte(&self) -> Result {
-        // SAFETY: See `PgdSlot::alloc_p4d()`.
+        // SAFETY: As for `PgdSlot::alloc_p4d()`.
         to_result(unsafe { bindings::pte_alloc(self.vma.mm().as_raw(), self.ptr.as_ptr()) })
     }
 
@@ -782,52 +854,66 @@ impl<'a> PmdSlot<'a> {
     }
 
     /// `__split_huge_pmd()`: splits a huge PMD covering this slot.
+    ///
+    /// # Context
+    ///
+    /// May sleep (MMU notifiers).
     #[inline]
     pub fn split_huge(&self) {
-        // SAFETY: The slot is live, and `vma` is the VMA it belongs to.
+        // SAFETY: The slot is live, and `vma` is the VMA it belongs to; the C function takes
+        // the entry's lock and rechecks it.
         unsafe {
             bindings::__split_huge_pmd(self.vma.as_ptr(), self.ptr.as_ptr(), self.addr, false)
         }
     }
 
-    /// `change_huge_pmd()`: changes the protection of the huge PMD in this slot.
+    /// `change_huge_pmd()`: changes the huge PMD in this slot as `change` says.
     ///
     /// Returns what `change_huge_pmd()` returns: 0 when the entry is no longer huge, else the
-    /// number of base pages changed (`HPAGE_PMD_NR`, or 1 if nothing changed).
+    /// number of base pages changed (`HPAGE_PMD_NR`, or 1 if nothing changed). Fails with
+    /// `EINVAL` if `change` is not a change of this slot's VMA.
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
     #[inline]
-    pub fn change_huge(&self, tlb: &mut MmuGather<'_>, newprot: PgProt, cp_flags: c_ulong) -> i32 {
-        // SAFETY: The slot is live, `vma` is its VMA and `tlb` gathers for its mm.
-        unsafe {
+    pub fn change_huge(&self, change: &mut ProtChange<'a>) -> Result<i32> {
+        if !core::ptr::eq(self.vma, change.vma) {
+            return Err(EINVAL);
+        }
+        // SAFETY: As for `PudSlot::change_huge()`.
+        Ok(unsafe {
             bindings::change_huge_pmd(
-                tlb.as_ptr(),
+                change.tlb.as_ptr(),
                 self.vma.as_ptr(),
                 self.ptr.as_ptr(),
                 self.addr,
-                newprot,
-                cp_flags,
+                change.prot.0,
+                change.flags.0,
             )
-        }
+        })
     }
 
     /// `change_huge_pmd()` without `CONFIG_TRANSPARENT_HUGEPAGE`, where no PMD is huge and the C
     /// function is declared but not defined: 0, "no longer huge".
     #[cfg(not(CONFIG_TRANSPARENT_HUGEPAGE))]
     #[inline]
-    pub fn change_huge(
-        &self,
-        _tlb: &mut MmuGather<'_>,
-        _newprot: PgProt,
-        _cp_flags: c_ulong,
-    ) -> i32 {
-        0
+    pub fn change_huge(&self, change: &mut ProtChange<'a>) -> Result<i32> {
+        if !core::ptr::eq(self.vma, change.vma) {
+            return Err(EINVAL);
+        }
+        Ok(0)
     }
 
     /// `pte_offset_map_lock()`: maps and locks the PTEs of this slot's range.
     ///
-    /// Returns `None` if the entry does not (any longer) point to a PTE table.
+    /// Returns `None` if the entry does not (any longer) point to a PTE table. The table
+    /// borrows the slot mutably, so the slot cannot be populated, split or locked again while
+    /// the table is held.
+    ///
+    /// # Context
+    ///
+    /// Takes a spinlock: the caller must not hold the lock of another PTE table of the same mm
+    /// (which may be the same lock).
     #[inline]
-    pub fn map_lock(&self) -> Option<PteTable<'a>> {
+    pub fn map_lock(&mut self) -> Option<PteTable<'_>> {
         let mut ptl = core::ptr::null_mut();
         // SAFETY: The slot is live; `pte_offset_map_lock()` rechecks the entry itself and only
         // returns a PTE pointer, with `ptl` locked, when it maps a PTE table.
@@ -849,6 +935,7 @@ impl<'a> PmdSlot<'a> {
             ptl,
             addr: self.addr,
             len: self.end.wrapping_sub(self.addr) >> PAGE_SHIFT,
+            _not_send: NotThreadSafe,
         })
     }
 }
@@ -857,22 +944,146 @@ impl<'a> PmdSlot<'a> {
 ///
 /// The entries are changed through `&self`: they are not Rust memory but page-table entries,
 /// read and written only by the C accessors while the table lock is held, and a `PteTable`
-/// never leaves the task that locked it. That lets [`MappedPage`]s borrow the table, which keeps
-/// the table locked, and so the pages mapped, for as long as they are used.
+/// never leaves the task that locked it. That lets what is read through the table
+/// ([`PresentPte`], [`MappedPage`], ...) borrow it, which keeps the table locked, and so the
+/// pages mapped, for as long as they are used.
+///
+/// # Examples
+///
+/// Read the first PTE of a mapping, the page it maps, and its folio:
+///
+/// ```
+/// use kernel::mm::pgtable::{pgd_range, PteEntry, WalkableVma};
+///
+/// # kernel::mm::pgtable::doctest::with_mapping(|addr, _len| {
+/// let current = kernel::current!();
+/// let mm = current.mm().ok_or(EINVAL)?;
+/// let (present, small) = {
+///     let lock = mm.mmap_read_lock();
+///     let vma = WalkableVma::new(lock.vma_lookup(addr).ok_or(EINVAL)?).ok_or(EINVAL)?;
+///     let pgd = pgd_range(vma, addr, addr + 4096).ok_or(EINVAL)?.next().ok_or(EINVAL)?;
+///     let p4d = pgd.p4ds().ok_or(EINVAL)?.next().ok_or(EINVAL)?;
+///     let pud = p4d.puds().ok_or(EINVAL)?.next().ok_or(EINVAL)?;
+///     let mut pmd = pud.pmds().ok_or(EINVAL)?.next().ok_or(EINVAL)?;
+///     let ptes = pmd.map_lock().ok_or(EINVAL)?;
+///     match ptes.entry(0).ok_or(EINVAL)? {
+///         PteEntry::Present(pte) => {
+///             let page = pte.normal_page().ok_or(EINVAL)?;
+///             (pte.pte().write(), !page.folio().is_large())
+///         }
+///         _ => (false, false),
+///     }
+///     // The table is unlocked here, then the mmap lock is released: assert only after that,
+///     // as a failed assertion ends the test without running destructors.
+/// };
+/// // The written page is mapped writable, by a small folio.
+/// assert!(present);
+/// assert!(small);
+/// # Ok(())
+/// # })?;
+/// # Ok::<(), Error>(())
+/// ```
 ///
 /// # Invariants
 ///
 /// `first` points to the PTE of `addr`, followed by `len - 1` more PTEs of the same table; the
-/// table is mapped and its lock `ptl` is held until drop.
+/// table is mapped and its lock `ptl` is held until drop, by this task; `vma` is the (not
+/// hugetlb) VMA whose range the PTEs map.
 pub struct PteTable<'a> {
     vma: &'a VmaRef,
     first: NonNull<bindings::pte_t>,
     ptl: *mut bindings::spinlock_t,
     addr: usize,
     len: usize,
+    _not_send: NotThreadSafe,
 }
 
-impl PteTable<'_> {
+/// What one PTE of a [`PteTable`] holds, read under its lock.
+#[derive(Clone, Copy)]
+pub enum PteEntry<'t> {
+    /// `pte_present()`.
+    Present(PresentPte<'t>),
+    /// `pte_none()`.
+    None,
+    /// Neither: a software leaf entry (swap, migration, device-private, marker).
+    Leaf(LeafPte<'t>),
+}
+
+/// A present PTE, read from a locked [`PteTable`].
+///
+/// # Invariants
+///
+/// `pte` is present, and is the value of PTE `idx` (at `addr`, in `vma`) of a table locked for
+/// `'t`, read under that lock.
+#[derive(Clone, Copy)]
+pub struct PresentPte<'t> {
+    vma: &'t VmaRef,
+    pte: Pte,
+    idx: usize,
+    addr: usize,
+}
+
+/// A software leaf PTE (neither none nor present), read from a locked [`PteTable`].
+///
+/// # Invariants
+///
+/// `pte` is neither none nor present, and is the value of a PTE of a table locked for `'t`, read
+/// under that lock.
+#[derive(Clone, Copy)]
+pub struct LeafPte<'t> {
+    pte: Pte,
+    _table: PhantomData<&'t ()>,
+}
+
+/// A writable migration entry, read from a locked [`PteTable`].
+///
+/// # Invariants
+///
+/// `leaf` is a writable migration entry of a PTE of a table locked for `'t`: its folio is locked
+/// by the migration, which cannot remove the entry (and unlock the folio) without that lock.
+#[derive(Clone, Copy)]
+pub struct MigrationEntry<'t> {
+    leaf: SoftLeaf,
+    _table: PhantomData<&'t ()>,
+}
+
+/// A page mapped by a present PTE of a [`PteTable`], valid while the table is locked.
+///
+/// # Invariants
+///
+/// `page` is mapped by a present PTE of a table locked for `'t`: the mapping, and so a reference
+/// on its folio, cannot go away without that lock.
+#[derive(Clone, Copy)]
+pub struct MappedPage<'t> {
+    page: NonNull<bindings::page>,
+    _table: PhantomData<&'t ()>,
+}
+
+/// The folio of a [`MappedPage`], valid while the table is locked.
+///
+/// # Invariants
+///
+/// `folio` is the folio of a page mapped by a present PTE of a table locked for `'t`.
+#[derive(Clone, Copy)]
+pub struct MappedFolio<'t> {
+    folio: NonNull<bindings::folio>,
+    _table: PhantomData<&'t ()>,
+}
+
+/// A run of present PTEs of a [`PteTable`] that map consecutive pages of one folio, changed as
+/// one (`folio_pte_batch()`).
+///
+/// # Invariants
+///
+/// `nr >= 1`; PTEs `idx..idx + nr` of a table locked for `'t` are present and map consecutive
+/// pages of one folio, of which `page`, if any, is the first.
+pub struct PteBatch<'t> {
+    idx: usize,
+    nr: usize,
+    page: Option<MappedPage<'t>>,
+}
+
+impl<'a> PteTable<'a> {
     /// The number of PTEs.
     #[inline]
     pub fn len(&self) -> usize {
@@ -892,62 +1103,160 @@ impl PteTable<'_> {
         self.addr.wrapping_add(idx << PAGE_SHIFT)
     }
 
-    /// A raw pointer to PTE `idx`, for C functions that take a run of `nr` PTEs.
-    ///
-    /// # Panics
-    ///
-    /// If `idx + nr` is beyond the table's range (a bug in the caller).
+    /// A raw pointer to PTE `idx`, for C functions that take a run of `nr` PTEs; `None` unless
+    /// `nr >= 1` and the run lies within the table.
     #[inline]
-    pub fn as_ptr(&self, idx: usize, nr: usize) -> *mut bindings::pte_t {
-        assert!(nr >= 1 && idx + nr <= self.len);
-        // SAFETY: In bounds, checked above.
-        unsafe { self.first.as_ptr().add(idx) }
+    pub fn as_ptr(&self, idx: usize, nr: usize) -> Option<NonNull<bindings::pte_t>> {
+        if nr == 0 || idx >= self.len || nr > self.len - idx {
+            return None;
+        }
+        // SAFETY: `idx < len`, so the result is within the table (type invariant).
+        Some(unsafe { self.first.add(idx) })
     }
 
-    /// `ptep_get()` of PTE `idx`.
+    /// Reads PTE `idx` (`ptep_get()`); `None` if `idx` is beyond the table.
     #[inline]
-    pub fn get(&self, idx: usize) -> Pte {
-        // SAFETY: `as_ptr()` checks bounds; the table is mapped and locked.
-        Pte(unsafe { bindings::ptep_get(self.as_ptr(idx, 1)) })
-    }
-
-    /// `set_pte_at()` of PTE `idx`.
-    #[inline]
-    pub fn set(&self, idx: usize, pte: Pte) {
-        let ptep = self.as_ptr(idx, 1);
-        // SAFETY: `ptep` is a PTE of the table, whose lock is held.
-        unsafe { bindings::set_pte_at(self.vma.mm().as_raw(), self.addr(idx), ptep, pte.0) }
-    }
-
-    /// `pte_clear()` of PTE `idx`.
-    #[inline]
-    pub fn clear(&self, idx: usize) {
-        let ptep = self.as_ptr(idx, 1);
-        // SAFETY: `ptep` is a PTE of the table, whose lock is held.
-        unsafe { bindings::pte_clear(self.vma.mm().as_raw(), self.addr(idx), ptep) }
-    }
-
-    /// `modify_prot_start_ptes()` of PTEs `idx..idx + nr`, which must map consecutive pages of
-    /// one folio.
-    #[inline]
-    pub fn modify_prot_start(&self, idx: usize, nr: usize) -> Pte {
-        let ptep = self.as_ptr(idx, nr);
-        // SAFETY: `ptep..ptep + nr` are PTEs of the table, whose lock is held.
-        Pte(unsafe {
-            bindings::modify_prot_start_ptes(self.vma.as_ptr(), self.addr(idx), ptep, nr as c_uint)
+    pub fn entry(&self, idx: usize) -> Option<PteEntry<'_>> {
+        let ptep = self.as_ptr(idx, 1)?;
+        // SAFETY: `ptep` is a PTE of the table, which is mapped and locked.
+        let pte = Pte(unsafe { bindings::ptep_get(ptep.as_ptr()) });
+        Some(if pte.present() {
+            // INVARIANT: `pte` is present and was read from PTE `idx` under the lock.
+            PteEntry::Present(PresentPte {
+                vma: self.vma,
+                pte,
+                idx,
+                addr: self.addr(idx),
+            })
+        } else if pte.none() {
+            PteEntry::None
+        } else {
+            // INVARIANT: `pte` is neither none nor present, read under the lock.
+            PteEntry::Leaf(LeafPte {
+                pte,
+                _table: PhantomData,
+            })
         })
     }
 
-    /// `modify_prot_commit_ptes()` of PTEs `idx..idx + nr`, after [`Self::modify_prot_start`].
+    /// Lazy MMU mode until the returned guard is dropped, which must be before the table is.
     #[inline]
-    pub fn modify_prot_commit(&self, idx: usize, nr: usize, old: Pte, new: Pte) {
-        let ptep = self.as_ptr(idx, nr);
-        // SAFETY: `ptep..ptep + nr` are PTEs of the table, whose lock is held.
+    pub fn lazy_mmu(&self) -> LazyMmu<'_> {
+        // SAFETY: Paired with the disable in `LazyMmu::drop()`; nesting is allowed.
+        unsafe { bindings::lazy_mmu_mode_enable() };
+        // INVARIANT: enabled just above.
+        LazyMmu {
+            _table: PhantomData,
+            _not_send: NotThreadSafe,
+        }
+    }
+
+    /// `set_pte_at()` of PTE `idx`; does nothing if `idx` is beyond the table.
+    ///
+    /// # Safety
+    ///
+    /// Writing `pte` over the current value of PTE `idx` must keep the mm consistent, as in the
+    /// C walkers: either `pte` is a non-present entry (a marker, or a software leaf entry derived
+    /// from the current one with fewer permissions or changed software bits) written over a none
+    /// entry or over the software leaf entry it was derived from; or the caller follows the rules
+    /// of `set_pte_at()` in `mm/memory.c` for the page it maps (mapcount, reference, rmap, TLB
+    /// flush). The caller must have started an MMU notifier invalidation that covers the PTE
+    /// when the change removes access.
+    #[inline]
+    pub unsafe fn set(&self, idx: usize, pte: Pte) {
+        let Some(ptep) = self.as_ptr(idx, 1) else {
+            return;
+        };
+        // SAFETY: `ptep` is a PTE of the table, whose lock is held; the value is one the caller
+        // may write (safety requirements).
+        unsafe {
+            bindings::set_pte_at(self.vma.mm().as_raw(), self.addr(idx), ptep.as_ptr(), pte.0)
+        }
+    }
+
+    /// `pte_clear()` of PTE `idx`; does nothing if `idx` is beyond the table.
+    ///
+    /// # Safety
+    ///
+    /// PTE `idx` must be none or a marker (`softleaf_is_marker()`): it maps no page and holds
+    /// no swap or migration reference, so nothing is lost when it is cleared.
+    #[inline]
+    pub unsafe fn clear(&self, idx: usize) {
+        let Some(ptep) = self.as_ptr(idx, 1) else {
+            return;
+        };
+        // SAFETY: `ptep` is a PTE of the table, whose lock is held; it holds no reference
+        // (safety requirements).
+        unsafe { bindings::pte_clear(self.vma.mm().as_raw(), self.addr(idx), ptep.as_ptr()) }
+    }
+
+    /// `modify_prot_start_ptes()` of the PTEs of `batch`: reads and clears them (gathering
+    /// their access and dirty bits into the returned value, that of the first).
+    ///
+    /// # Safety
+    ///
+    /// `batch` must be a batch of this table, and the caller must call
+    /// [`Self::modify_prot_commit`] for every PTE of the batch before the table is unlocked.
+    #[inline]
+    pub unsafe fn modify_prot_start(&self, batch: &PteBatch<'_>) -> Pte {
+        let Some(ptep) = self.as_ptr(batch.idx, batch.nr) else {
+            // Not reachable for a batch of this table (safety requirements).
+            return Pte(bindings::pte_t::default());
+        };
+        // SAFETY: `ptep..ptep + nr` are PTEs of the table, whose lock is held, and map
+        // consecutive pages of one folio (type invariant of `PteBatch`).
+        Pte(unsafe {
+            bindings::modify_prot_start_ptes(
+                self.vma.as_ptr(),
+                self.addr(batch.idx),
+                ptep.as_ptr(),
+                batch.nr as c_uint,
+            )
+        })
+    }
+
+    /// `modify_prot_commit_ptes()` of PTEs `off..off + nr` of `batch` (so that a batch can be
+    /// committed in parts), after [`Self::modify_prot_start`] of the batch: writes `new`, and
+    /// `new` advanced one page for each following PTE. Does nothing unless the part lies within
+    /// the batch.
+    ///
+    /// # Safety
+    ///
+    /// - `batch` is a batch of this table, started with [`Self::modify_prot_start`] and not yet
+    ///   committed over this part;
+    /// - `old` is the value returned by the start, advanced by `off` pages (`Pte::advance_pfn`);
+    /// - `new` is `old` with changed protection and software bits only, mapping the same page;
+    ///   its permissions are ones the VMA allows for that page: writable only if the VMA is
+    ///   writable and the page may be written without a fault (a shared mapping whose page is
+    ///   dirty, or an anonymous page that is `PageAnonExclusive()`), as
+    ///   `can_change_pte_writable()` decides;
+    /// - if `pte_needs_flush(old, new)`, the caller records the range in the [`ProtChange`] of
+    ///   the VMA (`ProtChange::flush_pte_range`), and an MMU notifier invalidation covering it was
+    ///   started when the change removes access.
+    #[inline]
+    pub unsafe fn modify_prot_commit(
+        &self,
+        batch: &PteBatch<'_>,
+        off: usize,
+        nr: usize,
+        old: Pte,
+        new: Pte,
+    ) {
+        if nr == 0 || off >= batch.nr || nr > batch.nr - off {
+            return;
+        }
+        let idx = batch.idx + off;
+        let Some(ptep) = self.as_ptr(idx, nr) else {
+            return;
+        };
+        // SAFETY: `ptep..ptep + nr` are PTEs of the table, whose lock is held, started and
+        // not yet committed; `old` and `new` are values the caller may write (safety
+        // requirements).
         unsafe {
             bindings::modify_prot_commit_ptes(
                 self.vma.as_ptr(),
                 self.addr(idx),
-                ptep,
+                ptep.as_ptr(),
                 old.0,
                 new.0,
                 nr as c_uint,
@@ -965,116 +1274,366 @@ impl Drop for PteTable<'_> {
     }
 }
 
-/// Lazy MMU mode, enabled while this guard lives.
-pub struct LazyMmu(PhantomData<*mut ()>);
-
-impl LazyMmu {
-    /// `lazy_mmu_mode_enable()`; the guard calls `lazy_mmu_mode_disable()` on drop.
+impl<'t> PresentPte<'t> {
+    /// The entry's value.
     #[inline]
-    pub fn enable() -> Self {
-        // SAFETY: Always valid; paired with the disable in `drop()`.
-        unsafe { bindings::lazy_mmu_mode_enable() };
-        LazyMmu(PhantomData)
+    pub fn pte(self) -> Pte {
+        self.pte
+    }
+
+    /// The entry's index in its table.
+    #[inline]
+    pub fn idx(self) -> usize {
+        self.idx
+    }
+
+    /// `vm_normal_page()`: the page the entry maps, if it is a "normal" page.
+    #[inline]
+    pub fn normal_page(self) -> Option<MappedPage<'t>> {
+        // SAFETY: `vma` is valid; `pte` is a present entry read from `addr` under the table
+        // lock (type invariant), so the page it maps, if any, stays mapped for `'t`.
+        let page = unsafe { bindings::vm_normal_page(self.vma.as_ptr(), self.addr, self.pte.0) };
+        // INVARIANT: the page is mapped by a present PTE of a table locked for `'t`.
+        Some(MappedPage {
+            page: NonNull::new(page)?,
+            _table: PhantomData,
+        })
     }
 }
 
-impl Drop for LazyMmu {
+impl<'t> LeafPte<'t> {
+    /// The entry's value.
     #[inline]
-    fn drop(&mut self) {
-        // SAFETY: Paired with the enable in `LazyMmu::enable()`.
-        unsafe { bindings::lazy_mmu_mode_disable() };
+    pub fn pte(self) -> Pte {
+        self.pte
+    }
+
+    /// `softleaf_from_pte()`: the software leaf entry.
+    #[inline]
+    pub fn softleaf(self) -> SoftLeaf {
+        // SAFETY: Only computes a value.
+        SoftLeaf(unsafe { bindings::softleaf_from_pte(self.pte.0) })
+    }
+
+    /// The entry as a writable migration entry, if it is one (`softleaf_is_migration_write()`).
+    #[inline]
+    pub fn migration_write(self) -> Option<MigrationEntry<'t>> {
+        let leaf = self.softleaf();
+        if !leaf.is_migration_write() {
+            return None;
+        }
+        // INVARIANT: a writable migration entry of a PTE of a table locked for `'t`.
+        Some(MigrationEntry {
+            leaf,
+            _table: PhantomData,
+        })
     }
 }
 
-/// A `struct mmu_gather` the caller set up with `tlb_gather_mmu()`, borrowed for `'a`.
-///
-/// # Invariants
-///
-/// `ptr` points to an initialised `mmu_gather` that nobody else uses during `'a`.
-pub struct MmuGather<'a> {
-    ptr: NonNull<bindings::mmu_gather>,
-    _borrow: PhantomData<&'a mut bindings::mmu_gather>,
+impl MigrationEntry<'_> {
+    /// The software leaf entry.
+    #[inline]
+    pub fn softleaf(self) -> SoftLeaf {
+        self.leaf
+    }
+
+    /// `folio_test_anon(softleaf_to_folio())`: whether the folio under migration is anonymous.
+    #[inline]
+    pub fn folio_is_anon(self) -> bool {
+        // SAFETY: A migration entry encodes the PFN of a page of its folio.
+        let folio = unsafe { bindings::softleaf_to_folio(self.leaf.0) };
+        // SAFETY: The folio is locked by the migration and cannot be freed while its entry is
+        // in a table whose lock is held (type invariant).
+        unsafe { bindings::folio_test_anon(folio) }
+    }
 }
 
-impl MmuGather<'_> {
-    /// Borrows a raw `struct mmu_gather`.
-    ///
-    /// # Safety
-    ///
-    /// `ptr` must point to an `mmu_gather` initialised by `tlb_gather_mmu()` for the mm being
-    /// walked, used by nobody else for `'a`, and not finished before `'a` ends.
+impl<'t> MappedPage<'t> {
+    /// The folio this page belongs to.
     #[inline]
-    pub unsafe fn from_raw<'a>(ptr: NonNull<bindings::mmu_gather>) -> MmuGather<'a> {
-        // INVARIANT: See the safety requirements.
-        MmuGather {
-            ptr,
-            _borrow: PhantomData,
+    pub fn folio(self) -> MappedFolio<'t> {
+        // SAFETY: The page is mapped and the table lock keeps the mapping, and so a reference
+        // on the folio, in place (type invariant).
+        let folio = unsafe { bindings::page_folio(self.page.as_ptr()) };
+        // INVARIANT: the folio of a mapped page, see above.
+        MappedFolio {
+            // SAFETY: `page_folio()` of a valid page is never NULL.
+            folio: unsafe { NonNull::new_unchecked(folio) },
+            _table: PhantomData,
         }
     }
 
     /// Returns the raw pointer.
     #[inline]
-    pub fn as_ptr(&mut self) -> *mut bindings::mmu_gather {
-        self.ptr.as_ptr()
+    pub fn as_ptr(self) -> *mut bindings::page {
+        self.page.as_ptr()
+    }
+}
+
+impl MappedFolio<'_> {
+    /// Returns the raw pointer.
+    #[inline]
+    pub fn as_ptr(self) -> *mut bindings::folio {
+        self.folio.as_ptr()
+    }
+
+    /// `folio_test_large()`.
+    #[inline]
+    pub fn is_large(self) -> bool {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_test_large(self.folio.as_ptr()) }
+    }
+
+    /// `folio_test_anon()`.
+    #[inline]
+    pub fn is_anon(self) -> bool {
+        // SAFETY: The folio is valid by the type invariant.
+        unsafe { bindings::folio_test_anon(self.folio.as_ptr()) }
+    }
+}
+
+impl<'t> PteBatch<'t> {
+    /// The batch of the single PTE `pte`, whose page (from [`PresentPte::normal_page`]) is
+    /// `page`.
+    #[inline]
+    pub fn single(pte: PresentPte<'t>, page: Option<MappedPage<'t>>) -> Self {
+        // INVARIANT: one present PTE of a locked table, and the page it maps.
+        Self {
+            idx: pte.idx,
+            nr: 1,
+            page,
+        }
+    }
+
+    /// The batch of `nr` PTEs from `first`, as counted by `folio_pte_batch()`.
+    ///
+    /// # Safety
+    ///
+    /// `nr >= 1`, and PTEs `first.idx()..first.idx() + nr` of `first`'s table map consecutive
+    /// pages of one folio, of which `page` (from [`PresentPte::normal_page`] of `first`) is the
+    /// first: `folio_pte_batch()` of `first` returned at least `nr`.
+    #[inline]
+    pub unsafe fn new(first: PresentPte<'t>, nr: usize, page: Option<MappedPage<'t>>) -> Self {
+        // INVARIANT: see the safety requirements.
+        Self {
+            idx: first.idx,
+            nr,
+            page,
+        }
+    }
+
+    /// The index of the batch's first PTE in its table.
+    #[inline]
+    pub fn idx(&self) -> usize {
+        self.idx
+    }
+
+    /// The number of PTEs in the batch.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.nr
+    }
+
+    /// Whether the batch is empty (never).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.nr == 0
+    }
+
+    /// `PageAnonExclusive()` of the page mapped by PTE `off` of the batch; `None` if the batch
+    /// has no page or `off` is beyond it.
+    #[inline]
+    pub fn anon_exclusive(&self, off: usize) -> Option<bool> {
+        let page = self.page?;
+        if off >= self.nr {
+            return None;
+        }
+        // SAFETY: The batch maps consecutive pages of one folio, of which `page` is the first
+        // (type invariant), and `off < nr`: the pages of a folio are consecutive
+        // `struct page`s.
+        let page = unsafe { page.page.as_ptr().add(off) };
+        // SAFETY: `page` is mapped by the batch, whose table is locked.
+        Some(unsafe { bindings::PageAnonExclusive(page) })
+    }
+}
+
+/// Lazy MMU mode, enabled while this guard lives; made by [`PteTable::lazy_mmu`], whose table it
+/// borrows, so that the mode is left before the table is unlocked.
+///
+/// # Invariants
+///
+/// `lazy_mmu_mode_enable()` was called by this task, and is paired with the disable on drop.
+pub struct LazyMmu<'t> {
+    _table: PhantomData<&'t ()>,
+    _not_send: NotThreadSafe,
+}
+
+impl Drop for LazyMmu<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: Paired with the enable in `PteTable::lazy_mmu()` (type invariant).
+        unsafe { bindings::lazy_mmu_mode_disable() };
+    }
+}
+
+/// A protection change of one VMA: the `struct mmu_gather` that collects its TLB flushes, the
+/// new protection and the `MM_CP_*` flags, as `change_protection()` passes them on.
+///
+/// # Invariants
+///
+/// - `tlb` points to an `mmu_gather` initialised by `tlb_gather_mmu()` for the mm of `vma`, used
+///   by nobody else and not finished during `'a`;
+/// - mapping any page of `vma` with `prot` grants no access that the VMA's `vm_page_prot` does
+///   not (it is `vm_page_prot` or `PAGE_NONE`).
+pub struct ProtChange<'a> {
+    tlb: NonNull<bindings::mmu_gather>,
+    vma: &'a VmaRef,
+    prot: PgProt,
+    flags: CpFlags,
+    _not_send: NotThreadSafe,
+}
+
+impl<'a> ProtChange<'a> {
+    /// A change of `vma` gathered in `tlb`, as `change_protection()` passes it to
+    /// `change_protection_range()`.
+    ///
+    /// # Safety
+    ///
+    /// - `tlb` points to an `mmu_gather` initialised by `tlb_gather_mmu()` for the mm of `vma`,
+    ///   used by nobody else and not finished during `'a`;
+    /// - `prot` is the VMA's `vm_page_prot` or `PAGE_NONE` (or grants no more access than
+    ///   `vm_page_prot`).
+    #[inline]
+    pub unsafe fn from_raw(
+        tlb: NonNull<bindings::mmu_gather>,
+        vma: &'a WalkableVma,
+        prot: bindings::pgprot_t,
+        flags: CpFlags,
+    ) -> Self {
+        // INVARIANT: see the safety requirements.
+        Self {
+            tlb,
+            vma,
+            prot: PgProt(prot),
+            flags,
+            _not_send: NotThreadSafe,
+        }
+    }
+
+    /// The VMA being changed.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
+
+    /// The new protection.
+    #[inline]
+    pub fn prot(&self) -> PgProt {
+        self.prot
+    }
+
+    /// The `MM_CP_*` flags.
+    #[inline]
+    pub fn flags(&self) -> CpFlags {
+        self.flags
     }
 
     /// `tlb_start_vma()`.
     #[inline]
-    pub fn start_vma(&mut self, vma: &VmaRef) {
-        // SAFETY: The gather is valid and exclusively ours (type invariant), `vma` is valid.
-        unsafe { bindings::tlb_start_vma(self.ptr.as_ptr(), vma.as_ptr()) }
+    pub fn start_vma(&mut self) {
+        // SAFETY: The gather is valid, ours, and for the mm of `vma` (type invariant).
+        unsafe { bindings::tlb_start_vma(self.tlb.as_ptr(), self.vma.as_ptr()) }
     }
 
     /// `tlb_end_vma()`.
     #[inline]
-    pub fn end_vma(&mut self, vma: &VmaRef) {
+    pub fn end_vma(&mut self) {
         // SAFETY: As for `start_vma()`.
-        unsafe { bindings::tlb_end_vma(self.ptr.as_ptr(), vma.as_ptr()) }
+        unsafe { bindings::tlb_end_vma(self.tlb.as_ptr(), self.vma.as_ptr()) }
     }
 
     /// `tlb_change_page_size()`.
     #[inline]
     pub fn change_page_size(&mut self, size: usize) {
-        // SAFETY: The gather is valid and exclusively ours.
-        unsafe { bindings::tlb_change_page_size(self.ptr.as_ptr(), size as c_uint) }
+        // SAFETY: The gather is valid and ours (type invariant).
+        unsafe { bindings::tlb_change_page_size(self.tlb.as_ptr(), size as c_uint) }
     }
 
     /// `tlb_flush_pte_range()`: records that PTEs of `[addr, addr + size)` need a flush.
     #[inline]
     pub fn flush_pte_range(&mut self, addr: usize, size: usize) {
-        // SAFETY: The gather is valid and exclusively ours.
-        unsafe { bindings::tlb_flush_pte_range(self.ptr.as_ptr(), addr, size) }
+        // SAFETY: The gather is valid and ours (type invariant); any range may be recorded.
+        unsafe { bindings::tlb_flush_pte_range(self.tlb.as_ptr(), addr, size) }
     }
 }
 
-/// An MMU notifier invalidation of a range, started at most once and ended on drop.
+/// The event an [`InvalidateRange`] reports to MMU notifiers.
+#[derive(Clone, Copy)]
+pub enum InvalidateEvent {
+    /// `MMU_NOTIFY_PROTECTION_VMA`: the protection of a range of a VMA changes.
+    ProtectionVma,
+}
+
+/// An MMU notifier invalidation of a range of a VMA's mm, started at most once and ended on
+/// drop.
 ///
-/// Pin it on the stack (`core::pin::pin!(InvalidateRange::new())`), call [`Self::start`] where
-/// the invalidation must begin (later calls do nothing), and let it go out of scope: if it was
+/// Initialise it pinned on the stack (`stack_pin_init!`), call [`Self::start`] where the
+/// invalidation must begin (later calls do nothing), and let it go out of scope: if it was
 /// started, `mmu_notifier_invalidate_range_end()` runs exactly once, on every path out of the
-/// scope. The range stays pinned in place between start and end, as notifiers see its address.
-pub struct InvalidateRange {
-    /// Initialised by [`Self::start`], as far as `mmu_notifier_range_init()` does.
-    range: MaybeUninit<bindings::mmu_notifier_range>,
+/// scope. It borrows the VMA, so it cannot outlive the lock that keeps the mm alive, and stays
+/// pinned between start and end, as notifiers see its address.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::mm::pgtable::{InvalidateEvent, InvalidateRange};
+///
+/// # kernel::mm::pgtable::doctest::with_mapping(|addr, len| {
+/// let current = kernel::current!();
+/// let mm = current.mm().ok_or(EINVAL)?;
+/// let started = {
+///     let lock = mm.mmap_read_lock();
+///     let vma = lock.vma_lookup(addr).ok_or(EINVAL)?;
+///     pin_init::stack_pin_init!(let range = InvalidateRange::new(vma, InvalidateEvent::ProtectionVma));
+///     let before = range.is_started();
+///     range.as_mut().start(addr, addr + len);
+///     // A second start does nothing.
+///     range.as_mut().start(addr, addr + 4096);
+///     (before, range.is_started())
+///     // `range` ends here, before the mmap lock is released.
+/// };
+/// assert_eq!(started, (false, true));
+/// # Ok(())
+/// # })?;
+/// # Ok::<(), Error>(())
+/// ```
+///
+/// # Invariants
+///
+/// If `started`, `range` was initialised by `mmu_notifier_range_init()` for the mm of `vma` and
+/// `mmu_notifier_invalidate_range_start()` was called on it, and the end has not.
+#[pin_data(PinnedDrop)]
+pub struct InvalidateRange<'a> {
+    #[pin]
+    range: Opaque<bindings::mmu_notifier_range>,
+    vma: &'a VmaRef,
+    event: InvalidateEvent,
     started: bool,
-    _pin: PhantomPinned,
+    _not_send: NotThreadSafe,
 }
 
-impl Default for InvalidateRange {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl InvalidateRange {
-    /// An invalidation that has not started.
+impl<'a> InvalidateRange<'a> {
+    /// An invalidation of `vma`'s mm for `event`, not started.
     #[inline]
-    pub fn new() -> Self {
-        InvalidateRange {
-            range: MaybeUninit::uninit(),
+    pub fn new(vma: &'a VmaRef, event: InvalidateEvent) -> impl PinInit<Self> {
+        // INVARIANT: not started.
+        pin_init!(Self {
+            range: Opaque::uninit(),
+            vma,
+            event,
             started: false,
-            _pin: PhantomPinned,
-        }
+            _not_send: NotThreadSafe,
+        })
     }
 
     /// Whether [`Self::start`] has started the invalidation.
@@ -1084,53 +1643,142 @@ impl InvalidateRange {
     }
 
     /// `mmu_notifier_range_init()` + `mmu_notifier_invalidate_range_start()` for
-    /// `[start, end)` of `vma`'s mm with `event`, unless already started.
+    /// `[start, end)`, unless already started.
+    ///
+    /// # Context
+    ///
+    /// May sleep (blockable notifiers).
     #[inline]
-    pub fn start(
-        self: Pin<&mut Self>,
-        vma: &VmaRef,
-        event: bindings::mmu_notifier_event,
-        start: usize,
-        end: usize,
-    ) {
-        // SAFETY: Nothing is moved out of the pinned value.
-        let this = unsafe { self.get_unchecked_mut() };
-        if this.started {
+    pub fn start(self: Pin<&mut Self>, start: usize, end: usize) {
+        let this = self.project();
+        if *this.started {
             return;
         }
-        let range = this.range.as_mut_ptr();
-        // SAFETY: `range` is ours and valid for writes (`owner` is written through the raw
-        // pointer, without a reference to the uninitialised struct); the C functions write the
-        // rest before reading it. `vma`'s mm is live while its lock is held, which outlasts
-        // this guard in every caller (the guard is dropped before the walk returns).
+        let range = this.range.get();
+        let event = match this.event {
+            InvalidateEvent::ProtectionVma => {
+                bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA
+            }
+        };
+        // `mmu_notifier_range_init()` leaves `owner` alone, as the C walker's stack range; only
+        // `MMU_NOTIFY_MIGRATE` ranges are ever asked for it, but give it a value. The field
+        // exists only with MMU notifiers.
+        #[cfg(CONFIG_MMU_NOTIFIER)]
+        // SAFETY: `range` is ours and valid for writes; `owner` is written through the raw
+        // pointer, without a reference to the uninitialised struct.
         unsafe {
-            // `mmu_notifier_range_init()` leaves `owner` alone, as the C walker's stack range;
-            // only `MMU_NOTIFY_MIGRATE` ranges are ever asked for it, but give it a value. The
-            // field exists only with MMU notifiers.
-            #[cfg(CONFIG_MMU_NOTIFIER)]
-            core::ptr::addr_of_mut!((*range).owner).write(core::ptr::null_mut());
-            bindings::mmu_notifier_range_init(range, event, 0, vma.mm().as_raw(), start, end);
-            bindings::mmu_notifier_invalidate_range_start(range);
-        }
-        this.started = true;
+            (&raw mut (*range).owner).write(core::ptr::null_mut())
+        };
+        // SAFETY: `range` is ours and valid for writes; the mm of `vma` is live while `vma` is
+        // borrowed (its lock is held).
+        unsafe {
+            bindings::mmu_notifier_range_init(range, event, 0, this.vma.mm().as_raw(), start, end)
+        };
+        // SAFETY: `range` was initialised just above, and is pinned until it is ended.
+        unsafe { bindings::mmu_notifier_invalidate_range_start(range) };
+        // INVARIANT: started just above.
+        *this.started = true;
     }
 }
 
-impl Drop for InvalidateRange {
+#[pinned_drop]
+impl PinnedDrop for InvalidateRange<'_> {
     #[inline]
-    fn drop(&mut self) {
+    fn drop(self: Pin<&mut Self>) {
         if self.started {
-            // SAFETY: The range was started by `start()` and has not moved since (pinned); it
-            // is ended exactly once, here.
-            unsafe { bindings::mmu_notifier_invalidate_range_end(self.range.as_mut_ptr()) };
+            // SAFETY: The range was started and not ended (type invariant), and has not moved
+            // since (pinned); it is ended exactly once, here.
+            unsafe { bindings::mmu_notifier_invalidate_range_end(self.range.get()) };
         }
     }
 }
 
 /// `cond_resched()`.
+///
+/// # Context
+///
+/// May sleep: not with a [`PteTable`] held (see the module's `# Context`).
 #[inline]
 pub fn cond_resched() {
-    // SAFETY: Always safe to call from a context that may sleep, which a page-table walk under
-    // the mmap lock (and no spinlock) is.
+    // SAFETY: Always safe to call; the C function checks the context it is called in.
     unsafe { bindings::cond_resched() };
+}
+
+/// Userfaultfd and anonymity tests on a VMA.
+pub mod vma {
+    use super::{bindings, Pte, VmaRef};
+
+    /// `userfaultfd_rwp()`: the VMA is registered for read-write protection.
+    #[inline]
+    pub fn userfaultfd_rwp(vma: &VmaRef) -> bool {
+        // SAFETY: `vma` is valid and its flags are stable while the caller holds its lock.
+        unsafe { bindings::userfaultfd_rwp(vma.as_ptr()) }
+    }
+
+    /// `userfaultfd_pte_wp()`: the entry is write-protected by userfaultfd in this VMA.
+    #[inline]
+    pub fn userfaultfd_pte_wp(vma: &VmaRef, pte: Pte) -> bool {
+        // SAFETY: As above; the entry is only a value.
+        unsafe { bindings::userfaultfd_pte_wp(vma.as_ptr(), pte.into_raw()) }
+    }
+
+    /// `userfaultfd_wp_use_markers()`: uffd-wp in this VMA needs markers on none entries.
+    #[inline]
+    pub fn userfaultfd_wp_use_markers(vma: &VmaRef) -> bool {
+        // SAFETY: As above.
+        unsafe { bindings::userfaultfd_wp_use_markers(vma.as_ptr()) }
+    }
+
+    /// `vma_is_anonymous()`.
+    #[inline]
+    pub fn is_anonymous(vma: &VmaRef) -> bool {
+        // SAFETY: As above.
+        unsafe { bindings::vma_is_anonymous(vma.as_ptr()) }
+    }
+}
+
+/// Set-up for the examples of this module, run as KUnit tests (`CONFIG_RUST_KERNEL_DOCTESTS`).
+#[cfg(CONFIG_RUST_KERNEL_DOCTESTS)]
+#[doc(hidden)]
+pub mod doctest {
+    use crate::{
+        bindings,
+        error::{code::*, Result},
+        ffi::c_ulong,
+        uaccess::{UserPtr, UserSlice},
+        uapi::{MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE},
+    };
+
+    /// Maps four pages of private anonymous memory into the test's own mm (made for it by
+    /// `kunit_vm_mmap()`), writes the first page, and calls `f` with the address and length.
+    pub fn with_mapping(f: impl FnOnce(usize, usize) -> Result) -> Result {
+        let len = 4 * crate::page::PAGE_SIZE;
+        // SAFETY: Only reads the current task's KUnit test pointer.
+        let test = unsafe { bindings::kunit_get_current_test() };
+        if test.is_null() {
+            return Err(EINVAL);
+        }
+        // SAFETY: `test` is the running test; the mapping is torn down with the mm that
+        // `kunit_vm_mmap()` attaches to the test's kthread.
+        let addr = unsafe {
+            bindings::kunit_vm_mmap(
+                test,
+                core::ptr::null_mut(),
+                0,
+                len as c_ulong,
+                (PROT_READ | PROT_WRITE) as c_ulong,
+                (MAP_PRIVATE | MAP_ANONYMOUS) as c_ulong,
+                0,
+            )
+        };
+        // Zero, or an errno encoded as an address.
+        if addr == 0 || addr > c_ulong::MAX - bindings::MAX_ERRNO as c_ulong {
+            return Err(ENOMEM);
+        }
+        let addr = addr as usize;
+        UserSlice::new(UserPtr::from_addr(addr), 1)
+            .writer()
+            .write_slice(&[1])?;
+        f(addr, len)
+    }
 }
