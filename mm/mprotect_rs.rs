@@ -329,7 +329,7 @@ impl<'a> Walk<'a> {
                     }
                     // Fall through: the huge PMD was just split.
                 }
-                let ret = self.change_pte_range(&mut pmd);
+                let ret = self.change_pte_range(pmd.reborrow());
                 if ret < 0 {
                     // Again, as the C walker's `goto again`.
                     if pmd.get().none() {
@@ -355,7 +355,7 @@ impl<'a> Walk<'a> {
     /// per huge PMD, 15% more on sparse ranges), while out of line costs about 30 instructions
     /// per PTE table (call, frame, `Walk` fields reloaded).
     #[inline(never)]
-    fn change_pte_range(&mut self, pmd: &mut PmdSlot<'a>) -> c_long {
+    fn change_pte_range(&mut self, mut pmd: PmdSlot<'_>) -> c_long {
         self.change.change_page_size(PAGE_SIZE);
         let Some(ptes) = pmd.map_lock() else {
             return errno(EAGAIN);
@@ -704,8 +704,8 @@ fn page_anon_exclusive_batch(
 ///
 /// # Safety
 ///
-/// As for the C `change_protection_range()`: `vma` is a valid VMA whose mmap lock (or VMA
-/// lock) the caller holds for the whole call; `tlb` was set up with `tlb_gather_mmu()` for its
+/// As for the C `change_protection_range()`: `vma` is a valid VMA, not a hugetlb one, whose
+/// mmap lock (or VMA lock) the caller holds for the whole call; `tlb` was set up with `tlb_gather_mmu()` for its
 /// mm and is not used by anyone else during the call; `newprot` is the VMA's `vm_page_prot` or
 /// `PAGE_NONE`, as `change_protection()` computes it; `[addr, end)` is a non-empty range within
 /// the VMA.
@@ -720,14 +720,11 @@ pub unsafe extern "C" fn rust_change_protection_range(
 ) -> c_long {
     // SAFETY: The caller holds the VMA's lock for the whole call, see above.
     let vma = unsafe { VmaRef::from_raw(vma) };
-    // `change_protection()` sends hugetlb VMAs to `hugetlb_change_protection()`.
-    let Some(vma) = WalkableVma::new(vma) else {
-        kernel::warn_on!(true);
-        return errno(EINVAL);
-    };
-    let Some(tlb) = core::ptr::NonNull::new(tlb) else {
-        return errno(EINVAL);
-    };
+    // SAFETY: `change_protection()` sends hugetlb VMAs to `hugetlb_change_protection()`,
+    // never here.
+    let vma = unsafe { WalkableVma::new_unchecked(vma) };
+    // SAFETY: The caller's gather is valid, so not null.
+    let tlb = unsafe { core::ptr::NonNull::new_unchecked(tlb) };
     let cp_flags = CpFlags::from_bits(cp_flags);
     // SAFETY: The caller's gather was set up for the VMA's mm and is ours for the duration of
     // the call, and `newprot` is what `change_protection()` computes: the VMA's `vm_page_prot`,

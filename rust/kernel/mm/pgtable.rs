@@ -427,16 +427,27 @@ impl Deref for WalkableVma {
 }
 
 impl WalkableVma {
+    /// `vma` as a walkable VMA, without the check of [`Self::new`].
+    ///
+    /// # Safety
+    ///
+    /// `vma` is not a hugetlb VMA (`VM_HUGETLB` is not set).
+    #[inline]
+    pub unsafe fn new_unchecked(vma: &VmaRef) -> &WalkableVma {
+        // SAFETY: `WalkableVma` is a transparent wrapper of `VmaRef`.
+        // INVARIANT: `VM_HUGETLB` is not set (safety requirements), and the lock is held for as
+        // long as `vma` is borrowed.
+        unsafe { &*core::ptr::from_ref(vma).cast::<WalkableVma>() }
+    }
+
     /// `vma` as a walkable VMA, or `None` if it is a hugetlb VMA.
     #[inline]
     pub fn new(vma: &VmaRef) -> Option<&WalkableVma> {
         if vma.flags() & flags::HUGETLB != 0 {
             return None;
         }
-        // SAFETY: `WalkableVma` is a transparent wrapper of `VmaRef`.
-        // INVARIANT: `VM_HUGETLB` is not set (checked above), and the lock is held for as long
-        // as `vma` is borrowed.
-        Some(unsafe { &*core::ptr::from_ref(vma).cast::<WalkableVma>() })
+        // SAFETY: `VM_HUGETLB` is not set (checked above).
+        Some(unsafe { Self::new_unchecked(vma) })
     }
 }
 
@@ -902,6 +913,20 @@ impl<'a> PmdSlot<'a> {
         Ok(0)
     }
 
+    /// The slot again, for as long as this one is borrowed mutably: to pass by value (in
+    /// registers, and only where it is used) what a caller cannot give away.
+    #[inline(always)]
+    pub fn reborrow(&mut self) -> PmdSlot<'_> {
+        // INVARIANT: the same entry and range; `self` cannot be used while the copy lives.
+        PmdSlot {
+            vma: self.vma,
+            ptr: self.ptr,
+            addr: self.addr,
+            end: self.end,
+            _not_send: NotThreadSafe,
+        }
+    }
+
     /// `pte_offset_map_lock()`: maps and locks the PTEs of this slot's range.
     ///
     /// Returns `None` if the entry does not (any longer) point to a PTE table. The table
@@ -1013,14 +1038,12 @@ pub enum PteEntry<'t> {
 ///
 /// # Invariants
 ///
-/// `pte` is present, and is the value of PTE `idx` (at `addr`, in `vma`) of a table locked for
-/// `'t`, read under that lock.
+/// `pte` is present, and is the value of PTE `idx` of `table`, read under its lock.
 #[derive(Clone, Copy)]
 pub struct PresentPte<'t> {
-    vma: &'t VmaRef,
+    table: &'t PteTable<'t>,
     pte: Pte,
     idx: usize,
-    addr: usize,
 }
 
 /// A software leaf PTE (neither none nor present), read from a locked [`PteTable`].
@@ -1123,10 +1146,9 @@ impl<'a> PteTable<'a> {
         Some(if pte.present() {
             // INVARIANT: `pte` is present and was read from PTE `idx` under the lock.
             PteEntry::Present(PresentPte {
-                vma: self.vma,
+                table: self,
                 pte,
                 idx,
-                addr: self.addr(idx),
             })
         } else if pte.none() {
             PteEntry::None
@@ -1195,21 +1217,21 @@ impl<'a> PteTable<'a> {
     ///
     /// # Safety
     ///
-    /// `batch` must be a batch of this table, and the caller must call
-    /// [`Self::modify_prot_commit`] for every PTE of the batch before the table is unlocked.
+    /// `batch` must be a batch of this table (so its PTEs lie within it), and the caller must
+    /// call [`Self::modify_prot_commit`] for every PTE of the batch before the table is
+    /// unlocked.
     #[inline]
     pub unsafe fn modify_prot_start(&self, batch: &PteBatch<'_>) -> Pte {
-        let Some(ptep) = self.as_ptr(batch.idx, batch.nr) else {
-            // Not reachable for a batch of this table (safety requirements).
-            return Pte(bindings::pte_t::default());
-        };
+        // SAFETY: The batch's PTEs lie within this table (safety requirements and type
+        // invariant of `PteBatch`).
+        let ptep = unsafe { self.first.as_ptr().add(batch.idx) };
         // SAFETY: `ptep..ptep + nr` are PTEs of the table, whose lock is held, and map
         // consecutive pages of one folio (type invariant of `PteBatch`).
         Pte(unsafe {
             bindings::modify_prot_start_ptes(
                 self.vma.as_ptr(),
                 self.addr(batch.idx),
-                ptep.as_ptr(),
+                ptep,
                 batch.nr as c_uint,
             )
         })
@@ -1217,13 +1239,12 @@ impl<'a> PteTable<'a> {
 
     /// `modify_prot_commit_ptes()` of PTEs `off..off + nr` of `batch` (so that a batch can be
     /// committed in parts), after [`Self::modify_prot_start`] of the batch: writes `new`, and
-    /// `new` advanced one page for each following PTE. Does nothing unless the part lies within
-    /// the batch.
+    /// `new` advanced one page for each following PTE.
     ///
     /// # Safety
     ///
     /// - `batch` is a batch of this table, started with [`Self::modify_prot_start`] and not yet
-    ///   committed over this part;
+    ///   committed over this part; `nr >= 1` and `off + nr <= batch.len()`;
     /// - `old` is the value returned by the start, advanced by `off` pages (`Pte::advance_pfn`);
     /// - `new` is `old` with changed protection and software bits only, mapping the same page;
     ///   its permissions are ones the VMA allows for that page: writable only if the VMA is
@@ -1242,13 +1263,10 @@ impl<'a> PteTable<'a> {
         old: Pte,
         new: Pte,
     ) {
-        if nr == 0 || off >= batch.nr || nr > batch.nr - off {
-            return;
-        }
         let idx = batch.idx + off;
-        let Some(ptep) = self.as_ptr(idx, nr) else {
-            return;
-        };
+        // SAFETY: The part lies within the batch, whose PTEs lie within this table (safety
+        // requirements and type invariant of `PteBatch`).
+        let ptep = unsafe { self.first.as_ptr().add(idx) };
         // SAFETY: `ptep..ptep + nr` are PTEs of the table, whose lock is held, started and
         // not yet committed; `old` and `new` are values the caller may write (safety
         // requirements).
@@ -1256,7 +1274,7 @@ impl<'a> PteTable<'a> {
             bindings::modify_prot_commit_ptes(
                 self.vma.as_ptr(),
                 self.addr(idx),
-                ptep.as_ptr(),
+                ptep,
                 old.0,
                 new.0,
                 nr as c_uint,
@@ -1290,9 +1308,12 @@ impl<'t> PresentPte<'t> {
     /// `vm_normal_page()`: the page the entry maps, if it is a "normal" page.
     #[inline]
     pub fn normal_page(self) -> Option<MappedPage<'t>> {
-        // SAFETY: `vma` is valid; `pte` is a present entry read from `addr` under the table
-        // lock (type invariant), so the page it maps, if any, stays mapped for `'t`.
-        let page = unsafe { bindings::vm_normal_page(self.vma.as_ptr(), self.addr, self.pte.0) };
+        let table = self.table;
+        // SAFETY: The table's VMA is valid; `pte` is a present entry read from PTE `idx` under
+        // the table's lock (type invariant), so the page it maps, if any, stays mapped for `'t`.
+        let page = unsafe {
+            bindings::vm_normal_page(table.vma.as_ptr(), table.addr(self.idx), self.pte.0)
+        };
         // INVARIANT: the page is mapped by a present PTE of a table locked for `'t`.
         Some(MappedPage {
             page: NonNull::new(page)?,
