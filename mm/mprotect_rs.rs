@@ -24,8 +24,8 @@ use kernel::{
     mm::{
         pgtable::{
             self, pgd_range_unchecked, vma, CpFlags, InvalidateEvent, InvalidateRange, LeafPte,
-            MappedFolio, MappedPage, P4dRange, PgProt, PmdSlot, PresentPte, ProtChange, Pte,
-            PteBatch, PteEntry, PteTable, PudRange, PudSlot, WalkableVma,
+            MappedFolio, MappedPage, P4dRange, PgProt, PmdRange, PmdSlot, PresentPte, ProtChange,
+            Pte, PteBatch, PteEntry, PteTable, PudEntry, PudRange, WalkableVma,
         },
         virt::{flags, VmaRef},
     },
@@ -140,8 +140,6 @@ struct Walk<'a> {
     /// The gather, the new protection and the flags.
     change: ProtChange<'a>,
     vma: &'a WalkableVma,
-    newprot: PgProt,
-    cp_flags: CpFlags,
     /// `vma_soft_dirty_enabled()`: the VMA's flags do not change under its lock, so this is
     /// read once rather than per entry. Use [`Walk::soft_dirty`].
     soft_dirty: bool,
@@ -150,7 +148,7 @@ struct Walk<'a> {
 impl<'a> Walk<'a> {
     #[inline(always)]
     fn has(&self, flags: CpFlags) -> bool {
-        self.cp_flags.any(flags)
+        self.change.flags().any(flags)
     }
 
     /// `pgtable_populate_needed()`. Like the C walker, asked again where it is needed rather
@@ -230,7 +228,8 @@ impl<'a> Walk<'a> {
     /// `change_pud_range()`, where the MMU notifier invalidation lives: it covers from the
     /// first PUD that is not none to `end`.
     fn change_pud_range(&mut self, puds: PudRange<'a>, end: usize) -> c_long {
-        pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma, InvalidateEvent::ProtectionVma));
+        let event = InvalidateEvent::ProtectionVma;
+        pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma, event));
         let mut pages: c_long = 0;
         'puds: for pud in puds {
             loop {
@@ -240,12 +239,13 @@ impl<'a> Walk<'a> {
                     pages = ret;
                     break 'puds;
                 }
-                let val = pud.get();
-                if val.none() {
-                    break;
-                }
+                let pmds = match pud.entry() {
+                    PudEntry::None => break,
+                    PudEntry::Leaf(_) => None,
+                    PudEntry::Table(pmds) => Some(pmds),
+                };
                 range.as_mut().start(pud.addr(), end);
-                if val.leaf() {
+                let Some(pmds) = pmds else {
                     if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {
                         pud.split_huge();
                         continue;
@@ -263,8 +263,8 @@ impl<'a> Walk<'a> {
                         pages = pages.wrapping_add(HPAGE_PUD_NR);
                     }
                     break;
-                }
-                pages = pages.wrapping_add(self.change_pmd_range(&pud));
+                };
+                pages = pages.wrapping_add(self.change_pmd_range(pmds));
                 break;
             }
         }
@@ -272,10 +272,7 @@ impl<'a> Walk<'a> {
     }
 
     /// `change_pmd_range()`.
-    fn change_pmd_range(&mut self, pud: &PudSlot<'a>) -> c_long {
-        let Some(pmds) = pud.pmds() else {
-            return 0;
-        };
+    fn change_pmd_range(&mut self, pmds: PmdRange<'a>) -> c_long {
         let mut pages: c_long = 0;
         let mut nr_huge_updates: usize = 0;
         let mut pmds = pmds;
@@ -461,7 +458,7 @@ impl<'a> Walk<'a> {
         // SAFETY: `batch` is of `ptes`, and every PTE of it is committed below, by
         // `prot_commit_flush_ptes()` (in parts by `commit_anon_folio_batch()`).
         let oldpte = unsafe { ptes.modify_prot_start(batch) };
-        let mut ptent = oldpte.modify(self.newprot);
+        let mut ptent = oldpte.modify(self.change.prot());
 
         if self.has(MM_CP_UFFD_WP | MM_CP_UFFD_RWP) {
             ptent = ptent.mkuffd();
@@ -705,10 +702,10 @@ fn page_anon_exclusive_batch(
 /// # Safety
 ///
 /// As for the C `change_protection_range()`: `vma` is a valid VMA, not a hugetlb one, whose
-/// mmap lock (or VMA lock) the caller holds for the whole call; `tlb` was set up with `tlb_gather_mmu()` for its
-/// mm and is not used by anyone else during the call; `newprot` is the VMA's `vm_page_prot` or
-/// `PAGE_NONE`, as `change_protection()` computes it; `[addr, end)` is a non-empty range within
-/// the VMA.
+/// mmap lock (or VMA lock) the caller holds for the whole call; `tlb` was set up with
+/// `tlb_gather_mmu()` for its mm and is not used by anyone else during the call; `newprot` is
+/// the VMA's `vm_page_prot` or `PAGE_NONE`, as `change_protection()` computes it; `[addr, end)`
+/// is a non-empty range within the VMA.
 #[export]
 pub unsafe extern "C" fn rust_change_protection_range(
     tlb: *mut bindings::mmu_gather,
@@ -732,10 +729,8 @@ pub unsafe extern "C" fn rust_change_protection_range(
     let change = unsafe { ProtChange::from_raw(tlb, vma, newprot, cp_flags) };
 
     let mut walk = Walk {
-        newprot: change.prot(),
         change,
         vma,
-        cp_flags,
         soft_dirty: cfg!(CONFIG_MEM_SOFT_DIRTY) && shared::vma_soft_dirty_enabled(vma),
     };
     // SAFETY: The caller passes a range within the VMA, see above.

@@ -33,7 +33,8 @@ trap 'restore; rm -rf "$saved"' EXIT
 mutations=(
 "notifier started per PMD instead of per PUD|sub(sub(s, '''                range.as_mut().start(''', '''                let _ = (&mut range,'''), '''
                 if pmd.get_lockless().is_huge() {''', '''
-                pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma, InvalidateEvent::ProtectionVma));
+                let event = InvalidateEvent::ProtectionVma;
+                pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma, event));
                 range.as_mut().start(pmd.addr(), pmd.end());
                 if pmd.get_lockless().is_huge() {''')"
 "notifier end skipped on the populate error path|sub(s, '''                    pages = ret;

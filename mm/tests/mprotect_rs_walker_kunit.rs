@@ -2113,7 +2113,8 @@ mod tests {
     /// Starts an invalidation twice (the second call must do nothing), then leaves through an
     /// error return, as the walker's populate path does on `-ENOMEM`.
     fn start_twice_then_fail(vma: &VmaRef, addr: usize) -> Result {
-        pin_init::stack_pin_init!(let range = InvalidateRange::new(vma, InvalidateEvent::ProtectionVma));
+        let event = InvalidateEvent::ProtectionVma;
+        pin_init::stack_pin_init!(let range = InvalidateRange::new(vma, event));
         range.as_mut().start(addr, addr + PAGE_SIZE);
         range.as_mut().start(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
         if range.is_started() {
@@ -2137,7 +2138,8 @@ mod tests {
             let vma = lock.vma_lookup(addr).ok_or(EINVAL)?;
             assert_eq!(start_twice_then_fail(vma, addr), Err(ENOMEM));
             // Never started: nothing to end.
-            pin_init::stack_pin_init!(let unstarted = InvalidateRange::new(vma, InvalidateEvent::ProtectionVma));
+            let event = InvalidateEvent::ProtectionVma;
+            pin_init::stack_pin_init!(let unstarted = InvalidateRange::new(vma, event));
             assert!(!unstarted.is_started());
         }
         let mut run = Run::default();

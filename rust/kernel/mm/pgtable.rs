@@ -790,21 +790,40 @@ impl<'a> PudSlot<'a> {
     /// write lock, so once read as a table, it stays that table for `'a`.
     #[inline]
     pub fn pmds(&self) -> Option<PmdRange<'a>> {
-        let pud = self.get();
-        if pud.none() || pud.leaf() {
-            return None;
+        match self.entry() {
+            PudEntry::Table(pmds) => Some(pmds),
+            _ => None,
         }
+    }
+
+    /// Reads the entry once: none, a leaf (a huge PUD), or a table and the PMD entries under it.
+    #[inline]
+    pub fn entry(&self) -> PudEntry<'a> {
+        let pud = self.get();
+        if pud.none() {
+            return PudEntry::None;
+        }
+        if pud.leaf() {
+            return PudEntry::Leaf(pud);
+        }
+        PudEntry::Table(self.pmds_of_table())
+    }
+
+    /// The PMD entries under this entry, which was just read as a table entry.
+    #[inline(always)]
+    fn pmds_of_table(&self) -> PmdRange<'a> {
         self.assume_nonempty();
-        // SAFETY: The entry is a table entry (checked above) and stays one, see above.
+        // SAFETY: The entry was read as a table entry by the caller, and stays one: a table
+        // entry above the PTE level only changes under the mmap write lock.
         let ptr = unsafe { bindings::pmd_offset(self.ptr.as_ptr(), self.addr) };
         // INVARIANT: `[addr, end)` lies within this entry, so within the table it points to.
-        Some(PmdRange {
+        PmdRange {
             vma: self.vma,
             ptr,
             addr: self.addr,
             end: self.end,
             _not_send: NotThreadSafe,
-        })
+        }
     }
 
     /// `__split_huge_pud()`: splits a huge PUD covering this slot.
@@ -843,6 +862,16 @@ impl<'a> PudSlot<'a> {
             )
         })
     }
+}
+
+/// What a PUD entry holds, read once by [`PudSlot::entry`].
+pub enum PudEntry<'a> {
+    /// `pud_none()`.
+    None,
+    /// `pud_leaf()`: a huge PUD, with its value.
+    Leaf(Pud),
+    /// A PMD table, and the entries of it that the walked range covers.
+    Table(PmdRange<'a>),
 }
 
 impl<'a> PmdSlot<'a> {
@@ -1038,12 +1067,14 @@ pub enum PteEntry<'t> {
 ///
 /// # Invariants
 ///
-/// `pte` is present, and is the value of PTE `idx` of `table`, read under its lock.
+/// `pte` is present, and is the value of PTE `idx` of a table locked for `'t`, whose first PTE
+/// maps `base` in `vma`, read under that lock.
 #[derive(Clone, Copy)]
 pub struct PresentPte<'t> {
-    table: &'t PteTable<'t>,
-    pte: Pte,
+    vma: &'t VmaRef,
+    base: usize,
     idx: usize,
+    pte: Pte,
 }
 
 /// A software leaf PTE (neither none nor present), read from a locked [`PteTable`].
@@ -1107,6 +1138,12 @@ pub struct PteBatch<'t> {
 }
 
 impl<'a> PteTable<'a> {
+    /// The VMA whose range the PTEs map.
+    #[inline]
+    pub fn vma(&self) -> &'a VmaRef {
+        self.vma
+    }
+
     /// The number of PTEs.
     #[inline]
     pub fn len(&self) -> usize {
@@ -1140,15 +1177,20 @@ impl<'a> PteTable<'a> {
     /// Reads PTE `idx` (`ptep_get()`); `None` if `idx` is beyond the table.
     #[inline]
     pub fn entry(&self, idx: usize) -> Option<PteEntry<'_>> {
-        let ptep = self.as_ptr(idx, 1)?;
+        if idx >= self.len {
+            return None;
+        }
+        // SAFETY: `idx < len`, so the result is within the table (type invariant).
+        let ptep = unsafe { self.first.as_ptr().add(idx) };
         // SAFETY: `ptep` is a PTE of the table, which is mapped and locked.
-        let pte = Pte(unsafe { bindings::ptep_get(ptep.as_ptr()) });
+        let pte = Pte(unsafe { bindings::ptep_get(ptep) });
         Some(if pte.present() {
             // INVARIANT: `pte` is present and was read from PTE `idx` under the lock.
             PteEntry::Present(PresentPte {
-                table: self,
-                pte,
+                vma: self.vma,
+                base: self.addr,
                 idx,
+                pte,
             })
         } else if pte.none() {
             PteEntry::None
@@ -1305,15 +1347,20 @@ impl<'t> PresentPte<'t> {
         self.idx
     }
 
+    /// The VMA of the entry's table.
+    #[inline]
+    pub fn vma(self) -> &'t VmaRef {
+        self.vma
+    }
+
     /// `vm_normal_page()`: the page the entry maps, if it is a "normal" page.
     #[inline]
     pub fn normal_page(self) -> Option<MappedPage<'t>> {
-        let table = self.table;
-        // SAFETY: The table's VMA is valid; `pte` is a present entry read from PTE `idx` under
-        // the table's lock (type invariant), so the page it maps, if any, stays mapped for `'t`.
-        let page = unsafe {
-            bindings::vm_normal_page(table.vma.as_ptr(), table.addr(self.idx), self.pte.0)
-        };
+        // The address of PTE `idx`; cannot overflow for a PTE of the table.
+        let addr = self.base.wrapping_add(self.idx << PAGE_SHIFT);
+        // SAFETY: `vma` is valid; `pte` is a present entry read from `addr` of a table of `vma`
+        // under its lock (type invariant), so the page it maps, if any, stays mapped for `'t`.
+        let page = unsafe { bindings::vm_normal_page(self.vma.as_ptr(), addr, self.pte.0) };
         // INVARIANT: the page is mapped by a present PTE of a table locked for `'t`.
         Some(MappedPage {
             page: NonNull::new(page)?,
@@ -1608,6 +1655,7 @@ pub enum InvalidateEvent {
 ///
 /// ```
 /// use kernel::mm::pgtable::{InvalidateEvent, InvalidateRange};
+/// use pin_init::stack_pin_init;
 ///
 /// # kernel::mm::pgtable::doctest::with_mapping(|addr, len| {
 /// let current = kernel::current!();
@@ -1615,7 +1663,8 @@ pub enum InvalidateEvent {
 /// let started = {
 ///     let lock = mm.mmap_read_lock();
 ///     let vma = lock.vma_lookup(addr).ok_or(EINVAL)?;
-///     pin_init::stack_pin_init!(let range = InvalidateRange::new(vma, InvalidateEvent::ProtectionVma));
+///     let event = InvalidateEvent::ProtectionVma;
+///     stack_pin_init!(let range = InvalidateRange::new(vma, event));
 ///     let before = range.is_started();
 ///     range.as_mut().start(addr, addr + len);
 ///     // A second start does nothing.
@@ -1631,16 +1680,42 @@ pub enum InvalidateEvent {
 ///
 /// # Invariants
 ///
-/// If `started`, `range` was initialised by `mmu_notifier_range_init()` for the mm of `vma` and
-/// `mmu_notifier_invalidate_range_start()` was called on it, and the end has not.
-#[pin_data(PinnedDrop)]
+/// The mm of `vma` is the mm `range` is for, once started (see [`NotifierRange`]).
+#[pin_data]
 pub struct InvalidateRange<'a> {
     #[pin]
-    range: Opaque<bindings::mmu_notifier_range>,
+    range: NotifierRange,
     vma: &'a VmaRef,
     event: InvalidateEvent,
-    started: bool,
     _not_send: NotThreadSafe,
+}
+
+/// The pinned `struct mmu_notifier_range` of an [`InvalidateRange`], ended on drop if started.
+///
+/// A field of its own, with its own `Drop`, rather than `#[pin_data(PinnedDrop)]` on
+/// [`InvalidateRange`]: the `Drop` that `#[pin_data]` generates for a `PinnedDrop` type is not
+/// `#[inline]`, and cost the walker an out-of-line call for every range. Dropping a pinned field
+/// in place is what pinning guarantees, so the range is still where notifiers saw it.
+///
+/// # Invariants
+///
+/// If `started`, `range` was initialised by `mmu_notifier_range_init()` for a live mm and
+/// `mmu_notifier_invalidate_range_start()` was called on it, and the end has not; `range` does
+/// not move until it is dropped (it is only ever a structurally pinned field).
+struct NotifierRange {
+    range: Opaque<bindings::mmu_notifier_range>,
+    started: bool,
+}
+
+impl Drop for NotifierRange {
+    #[inline]
+    fn drop(&mut self) {
+        if self.started {
+            // SAFETY: The range was started and not ended, and has not moved since (type
+            // invariant); it is ended exactly once, here.
+            unsafe { bindings::mmu_notifier_invalidate_range_end(self.range.get()) };
+        }
+    }
 }
 
 impl<'a> InvalidateRange<'a> {
@@ -1649,10 +1724,12 @@ impl<'a> InvalidateRange<'a> {
     pub fn new(vma: &'a VmaRef, event: InvalidateEvent) -> impl PinInit<Self> {
         // INVARIANT: not started.
         pin_init!(Self {
-            range: Opaque::uninit(),
+            range: NotifierRange {
+                range: Opaque::uninit(),
+                started: false,
+            },
             vma,
             event,
-            started: false,
             _not_send: NotThreadSafe,
         })
     }
@@ -1660,7 +1737,7 @@ impl<'a> InvalidateRange<'a> {
     /// Whether [`Self::start`] has started the invalidation.
     #[inline]
     pub fn is_started(&self) -> bool {
-        self.started
+        self.range.started
     }
 
     /// `mmu_notifier_range_init()` + `mmu_notifier_invalidate_range_start()` for
@@ -1672,10 +1749,13 @@ impl<'a> InvalidateRange<'a> {
     #[inline]
     pub fn start(self: Pin<&mut Self>, start: usize, end: usize) {
         let this = self.project();
-        if *this.started {
+        // SAFETY: Nothing is moved out of the pinned field: only `started` is written and the
+        // range initialised in place.
+        let notifier = unsafe { this.range.get_unchecked_mut() };
+        if notifier.started {
             return;
         }
-        let range = this.range.get();
+        let range = notifier.range.get();
         let event = match this.event {
             InvalidateEvent::ProtectionVma => {
                 bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA
@@ -1697,20 +1777,8 @@ impl<'a> InvalidateRange<'a> {
         };
         // SAFETY: `range` was initialised just above, and is pinned until it is ended.
         unsafe { bindings::mmu_notifier_invalidate_range_start(range) };
-        // INVARIANT: started just above.
-        *this.started = true;
-    }
-}
-
-#[pinned_drop]
-impl PinnedDrop for InvalidateRange<'_> {
-    #[inline]
-    fn drop(self: Pin<&mut Self>) {
-        if self.started {
-            // SAFETY: The range was started and not ended (type invariant), and has not moved
-            // since (pinned); it is ended exactly once, here.
-            unsafe { bindings::mmu_notifier_invalidate_range_end(self.range.get()) };
-        }
+        // INVARIANT: started just above, for the mm of `vma`.
+        notifier.started = true;
     }
 }
 
