@@ -1680,7 +1680,7 @@ pub enum InvalidateEvent {
 ///
 /// # Invariants
 ///
-/// The mm of `vma` is the mm `range` is for, once started (see [`NotifierRange`]).
+/// The mm of `vma` is the mm `range` is for, once started (see `NotifierRange`).
 #[pin_data]
 pub struct InvalidateRange<'a> {
     #[pin]
