@@ -39,7 +39,7 @@ mutations=(
                 if pmd.get_lockless().is_huge() {''')"
 "notifier end skipped on the populate error path|sub(s, '''                    pages = ret;
                     break 'puds;''', '''                    pages = ret;
-                    // SAFETY: Mutant: zeroes the started range (and its `started` flag) so that
+                    // SAFETY: Mutant: zeroes the started range (and its started flag) so that
                     // it is never ended; its drop reads nothing else.
                     unsafe { core::ptr::write_bytes(range.as_mut().get_unchecked_mut(), 0, 1) };
                     break 'puds;''')"
@@ -61,7 +61,8 @@ mutations=(
 "soft-dirty rule of the write upgrade ignored|sub(s, '''if self.soft_dirty() && !pte.soft_dirty() {''', '''if self.soft_dirty() && !pte.soft_dirty() && pte.none() {''')"
 "soft-dirty bit of a writable migration entry dropped|sub(s, '''if oldpte.swp_soft_dirty() {''', '''if oldpte.swp_soft_dirty() && oldpte.none() {''')"
 "pgtable: pgd_range() accepts a range beyond the VMA|sub(s, '''if addr >= end || addr < vma.start() || end > vma.end() {''', '''if addr >= end || addr < vma.start() {''')"
-"pgtable: a PTE table borrows its slot shared, not mutably|sub(s, '''pub fn map_lock(&mut self) -> Option<PteTable<'_>> {''', '''pub fn map_lock(&self) -> Option<PteTable<'_>> {''')"
+"pgtable: slots are Copy again|sub(s, '''        pub struct \$slot<'a> {''', '''        #[derive(Clone, Copy)]
+        pub struct \$slot<'a> {''')"
 "PFN of a write-upgraded sub-batch off by one page|sub(s, '''let mut ptent = ptent.advance_pfn(off);''', '''let mut ptent = ptent.advance_pfn(off + usize::from(off > 0));''')"
 )
 
