@@ -63,6 +63,7 @@ mutations=(
 "pgtable: pgd_range() accepts a range beyond the VMA|sub(s, '''if addr >= end || addr < vma.start() || end > vma.end() {''', '''if addr >= end || addr < vma.start() {''')"
 "pgtable: slots are Copy again|sub(s, '''        pub struct \$slot<'a> {''', '''        #[derive(Clone, Copy)]
         pub struct \$slot<'a> {''')"
+"pgtable: a run of PageAnonExclusive() pages one page too long|sub(s, '''        (expected, idx - off)''', '''        (expected, (idx + 1).min(self.nr) - off)''')"
 "PFN of a write-upgraded sub-batch off by one page|sub(s, '''let mut ptent = ptent.advance_pfn(off);''', '''let mut ptent = ptent.advance_pfn(off + usize::from(off > 0));''')"
 )
 

@@ -1508,6 +1508,32 @@ impl<'t> PteBatch<'t> {
         self.nr == 0
     }
 
+    /// `PageAnonExclusive()` of the page mapped by PTE `off` of the batch, and the number of
+    /// PTEs from `off` whose pages share it (`page_anon_exclusive_batch()`): at least 1 if `off`
+    /// is within the batch, 0 if not. A batch without a page is one run, not exclusive.
+    #[inline]
+    pub fn anon_exclusive_run(&self, off: usize) -> (bool, usize) {
+        if off >= self.nr {
+            return (false, 0);
+        }
+        let Some(page) = self.page else {
+            return (false, self.nr - off);
+        };
+        let first = page.page.as_ptr();
+        // SAFETY: The batch maps consecutive pages of one folio, of which `first` is the first
+        // (type invariant), and `off < nr`.
+        let expected = unsafe { bindings::PageAnonExclusive(first.add(off)) };
+        let mut idx = off + 1;
+        while idx < self.nr {
+            // SAFETY: As above, `idx < nr`.
+            if unsafe { bindings::PageAnonExclusive(first.add(idx)) } != expected {
+                break;
+            }
+            idx += 1;
+        }
+        (expected, idx - off)
+    }
+
     /// `PageAnonExclusive()` of the page mapped by PTE `off` of the batch; `None` if the batch
     /// has no page or `off` is beyond it.
     #[inline]
