@@ -44,7 +44,8 @@ mutations=(
                     unsafe { core::ptr::write_bytes(range.as_mut().get_unchecked_mut(), 0, 1) };
                     break 'puds;''')"
 "partial PUD not split|sub(s, '''if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {''', '''if pud.end().wrapping_sub(pud.addr()) > PUD_SIZE || self.split() {''')"
-"write upgrade ignoring PageAnonExclusive|sub(s, '''self.prot_commit_flush_ptes(ptes, batch, off, len, oldpte, ptent, exclusive);''', '''self.prot_commit_flush_ptes(ptes, batch, off, len, oldpte, ptent, true);''')"
+"write upgrade ignoring PageAnonExclusive|sub(s, '''let (exclusive, len) = batch.anon_exclusive_run(off);''', '''let (_, len) = batch.anon_exclusive_run(off);
+            let exclusive = true;''')"
 "uffd-wp marker not installed in none PTEs|sub(s, '''                        // SAFETY: A marker maps nothing and is written over a none entry.
                         unsafe { ptes.set(idx, Pte::uffd_wp_marker()) };''', '''                        let _ = Pte::uffd_wp_marker();''')"
 "page count off by one|sub(s, '''*pages = pages.wrapping_add(nr as c_long);''', '''*pages = pages.wrapping_add(nr as c_long + 1);''')"
