@@ -86,38 +86,40 @@ mapfile -t extra < <(mprs_kunit_kernel_args)
 suites='mprotect_rs_[!g]*'
 
 accel=$("$here/kvm-probe.sh" "$build/arch/x86/boot/bzImage")
+
+# boot NAME CONSOLE EXPECTED GLOB [ARG...]: boot the kernel once and run the
+# KUnit cases that GLOB selects (kunit.py's ARGs before it); results in
+# $out/NAME.json, the parsed log in $out/NAME.log, the raw console in
+# $out/CONSOLE.  Fails unless every suite of tests/EXPECTED ran and passed
+# and the console has no splat.
+boot() {
+	local name=$1 console=$2 expected=$3 glob=$4 rc t0
+	shift 4
+	# A run that dies before writing its results must not be judged by old ones.
+	rm -f "$out/$name.json" "$build/test.log"
+	t0=$(date +%s)
+	set +e
+	PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel \
+		"${kunit_py[@]}" exec "${common[@]}" --timeout="$timeout_s" \
+		--json="$out/$name.json" "${extra[@]}" "$@" "$glob" 2>&1 | tee "$out/$name.log"
+	rc=${PIPESTATUS[0]}
+	set -e
+	echo "    booted and ran in $(( $(date +%s) - t0 ))s"
+	# kunit.py keeps the raw console in the build directory.
+	cp "$build/test.log" "$out/$console" 2>/dev/null || : >"$out/$console"
+	python3 "$here/check-results.py" "$out/$name.json" "$root/tests/$expected" || rc=1
+	python3 "$here/splat-check.py" "$out/$console" "$root/tests/splat-allow.txt" || rc=1
+	return "$rc"
+}
+
 step "boot the $kernel kernel under QEMU ($accel) and run KUnit"
-# A run that dies before writing its results must not be judged by old ones.
-rm -f "$out/kunit.json" "$build/test.log"
-t0=$(date +%s)
-set +e
-PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel \
-	"${kunit_py[@]}" exec "${common[@]}" --timeout="$timeout_s" \
-	--json="$out/kunit.json" "${extra[@]}" "$@" "$suites" 2>&1 | tee "$out/kunit.log"
-rc=${PIPESTATUS[0]}
-set -e
-echo "    booted and ran in $(( $(date +%s) - t0 ))s"
-# kunit.py keeps the raw console in the build directory.
-cp "$build/test.log" "$out/console.log" 2>/dev/null || : >"$out/console.log"
-python3 "$here/check-results.py" "$out/kunit.json" "$root/tests/expected-suites.txt" ||
-	rc=1
-python3 "$here/splat-check.py" "$out/console.log" "$root/tests/splat-allow.txt" || rc=1
-[ "$rc" -eq 0 ] || die "KUnit run on the $kernel kernel failed (${out#$root/}/kunit.log, console.log)"
+boot kunit console.log expected-suites.txt "$suites" "$@" ||
+	die "KUnit run on the $kernel kernel failed (${out#$root/}/kunit.log, console.log)"
 
 # The examples of kernel::mm::pgtable (its `# Examples`, compiled as KUnit
 # cases of the kernel crate's doctest suite) in a boot of their own: a filter
 # glob names one suite pattern, and ours must not pick up the other doctests.
 step "boot the $kernel kernel again and run the doctests of kernel::mm::pgtable"
-rm -f "$out/doctests.json" "$build/test.log"
-set +e
-PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel \
-	"${kunit_py[@]}" exec "${common[@]}" --timeout="$timeout_s" \
-	--json="$out/doctests.json" "${extra[@]}" \
-	'rust_doctests_kernel.rust_doctest_kernel_mm_pgtable_rs_*' 2>&1 | tee "$out/doctests.log"
-rc=${PIPESTATUS[0]}
-set -e
-cp "$build/test.log" "$out/console-doctests.log" 2>/dev/null || : >"$out/console-doctests.log"
-python3 "$here/check-results.py" "$out/doctests.json" "$root/tests/expected-doctests.txt" ||
-	rc=1
-python3 "$here/splat-check.py" "$out/console-doctests.log" "$root/tests/splat-allow.txt" || rc=1
-[ "$rc" -eq 0 ] || die "the doctests failed on the $kernel kernel (${out#$root/}/doctests.log)"
+boot doctests console-doctests.log expected-doctests.txt \
+	'rust_doctests_kernel.rust_doctest_kernel_mm_pgtable_rs_*' ||
+	die "the doctests failed on the $kernel kernel (${out#$root/}/doctests.log)"

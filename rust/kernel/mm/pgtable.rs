@@ -1138,12 +1138,6 @@ pub struct PteBatch<'t> {
 }
 
 impl<'a> PteTable<'a> {
-    /// The VMA whose range the PTEs map.
-    #[inline]
-    pub fn vma(&self) -> &'a VmaRef {
-        self.vma
-    }
-
     /// The number of PTEs.
     #[inline]
     pub fn len(&self) -> usize {
@@ -1347,12 +1341,6 @@ impl<'t> PresentPte<'t> {
         self.idx
     }
 
-    /// The VMA of the entry's table.
-    #[inline]
-    pub fn vma(self) -> &'t VmaRef {
-        self.vma
-    }
-
     /// `vm_normal_page()`: the page the entry maps, if it is a "normal" page.
     #[inline]
     pub fn normal_page(self) -> Option<MappedPage<'t>> {
@@ -1532,22 +1520,6 @@ impl<'t> PteBatch<'t> {
             idx += 1;
         }
         (expected, idx - off)
-    }
-
-    /// `PageAnonExclusive()` of the page mapped by PTE `off` of the batch; `None` if the batch
-    /// has no page or `off` is beyond it.
-    #[inline]
-    pub fn anon_exclusive(&self, off: usize) -> Option<bool> {
-        let page = self.page?;
-        if off >= self.nr {
-            return None;
-        }
-        // SAFETY: The batch maps consecutive pages of one folio, of which `page` is the first
-        // (type invariant), and `off < nr`: the pages of a folio are consecutive
-        // `struct page`s.
-        let page = unsafe { page.page.as_ptr().add(off) };
-        // SAFETY: `page` is mapped by the batch, whose table is locked.
-        Some(unsafe { bindings::PageAnonExclusive(page) })
     }
 }
 
