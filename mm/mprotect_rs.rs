@@ -328,8 +328,9 @@ impl<'a> Walk<'a> {
                 }
                 let ret = self.change_pte_range(pmd.reborrow());
                 if ret < 0 {
-                    // Again, as the C walker's `goto again`.
-                    if pmd.get().none() {
+                    // Again, as the C walker's `goto again`: a PMD that went none is
+                    // populated again first where uffd-wp needs markers, else skipped.
+                    if !self.populate() && pmd.get().none() {
                         break;
                     }
                     continue;

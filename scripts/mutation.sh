@@ -65,6 +65,22 @@ mutations=(
 "pgtable: slots are Copy again|sub(s, '''        pub struct \$slot<'a> {''', '''        #[derive(Clone, Copy)]
         pub struct \$slot<'a> {''')"
 "pgtable: a run of PageAnonExclusive() pages one page too long|sub(s, '''        (expected, idx - off)''', '''        (expected, (idx + 1).min(self.nr) - off)''')"
+"-EAGAIN retry skips the populate step (the divergence of issue 13)|sub(s, '''if !self.populate() && pmd.get().none() {''', '''if pmd.get().none() {''')"
+"-EAGAIN never retried|sub(s, '''                    if !self.populate() && pmd.get().none() {
+                        break;
+                    }
+                    continue;''', '''                    if !self.populate() && pmd.get().none() {
+                        break;
+                    }
+                    break;''')"
+"huge PMD that change_huge_pmd() did not handle does not fall through|sub(s, '''                        if ret != 0 {
+                            // The huge PMD was handled.''', '''                        if ret >= 0 {
+                            // The huge PMD was handled.''')"
+"PUD leaf gone at change_huge_pud() not walked again|sub(s, '''                    if ret == 0 {
+                        continue;
+                    }''', '''                    if ret == 0 {
+                        break;
+                    }''')"
 "PFN of a write-upgraded sub-batch off by one page|sub(s, '''let mut ptent = ptent.advance_pfn(off);''', '''let mut ptent = ptent.advance_pfn(off + usize::from(off > 0));''')"
 )
 

@@ -10,6 +10,22 @@
 #include <linux/types.h>
 
 #ifdef CONFIG_MPROTECT_TEST_HOOKS
+#include <kunit/static_stub.h>
+/*
+ * A KUnit static stub at the top of @fn, for the tests of the mprotect
+ * walkers: the page-table allocations, so that a test can make them fail,
+ * and the calls through which the walkers meet concurrent changes
+ * (pte_offset_map_lock(), change_huge_pmd(), change_huge_pud()), so that a
+ * test can make such a change at that point and count what the call found.
+ * Only a KUnit test's own task is redirected; otherwise it costs a static
+ * branch, and nothing without this option.
+ */
+#define MPROTECT_TEST_STUB(fn, args...)	KUNIT_STATIC_STUB_REDIRECT(fn, args)
+#else
+#define MPROTECT_TEST_STUB(fn, args...)	((void)(fn))
+#endif
+
+#ifdef CONFIG_MPROTECT_TEST_HOOKS
 int mprotect_for_kunit(unsigned long start, size_t len, unsigned long prot);
 long change_protection_for_kunit(unsigned long start, unsigned long end,
 				 unsigned long cp_flags);
@@ -43,6 +59,16 @@ enum {
 	MPROTECT_SNAP_DEVICE = 1 << 12,
 	MPROTECT_SNAP_PFN_SHIFT = 16,
 };
+
+/* The actions of mprotect_race_for_kunit(). */
+enum {
+	MPROTECT_RACE_ZAP = 1,		/* MADV_DONTNEED, freeing empty tables */
+	MPROTECT_RACE_FAULT = 2,	/* a write fault */
+	MPROTECT_RACE_SPLIT_PMD = 3,	/* split a huge PMD */
+};
+
+int mprotect_race_for_kunit(unsigned long addr, unsigned long len,
+			    unsigned int action);
 
 int mprotect_snapshot_for_kunit(unsigned long start, unsigned long end,
 				u64 *out);

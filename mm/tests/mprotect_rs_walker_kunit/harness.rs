@@ -1,0 +1,877 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The harness of the walker tests: what the scenarios record (page tables through
+//! `walk_page_range()`, counts, notifier ranges), how they set memory up, and the comparison
+//! of the two walkers' runs ([`under_each_walker`]).
+
+use core::{
+    ffi::c_void,
+    ops::Deref,
+    ptr,
+    sync::atomic::{AtomicUsize, Ordering},
+};
+use kernel::{
+    bindings,
+    ffi::{c_int, c_long, c_ulong},
+    page::PAGE_SHIFT,
+    prelude::*,
+    str::CString,
+    uaccess::{UserPtr, UserSlice},
+    uapi::{
+        MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PROT_READ,
+        PROT_WRITE,
+    },
+};
+
+pub(crate) const PMD_SIZE: usize = 1 << bindings::PMD_SHIFT;
+pub(crate) const PUD_SIZE: usize = 1 << bindings::PUD_SHIFT;
+pub(crate) const P4D_SHIFT: u32 = 39;
+pub(crate) const WALKERS: [&CStr; 2] = [c"c", c"rust"];
+pub(crate) const TRY_CHANGE_WRITABLE: c_ulong = bindings::MM_CP_TRY_CHANGE_WRITABLE as c_ulong;
+pub(crate) const PROT_NUMA: c_ulong = bindings::MM_CP_PROT_NUMA as c_ulong;
+pub(crate) const UFFD_WP: c_ulong = bindings::MM_CP_UFFD_WP as c_ulong;
+pub(crate) const UFFD_WP_RESOLVE: c_ulong = bindings::MM_CP_UFFD_WP_RESOLVE as c_ulong;
+pub(crate) const UFFD_RWP: c_ulong = bindings::MM_CP_UFFD_RWP as c_ulong;
+pub(crate) const UFFD_RWP_RESOLVE: c_ulong = bindings::MM_CP_UFFD_RWP_RESOLVE as c_ulong;
+
+/// How one page is mapped.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Entry {
+    /// Not mapped (none entry at some level).
+    None,
+    /// A present PTE.
+    Pte {
+        write: bool,
+        dirty: bool,
+        protnone: bool,
+        /// The userfaultfd bit (uffd-wp, or uffd-rwp on a `VM_UFFD_RWP` VMA).
+        uffd: bool,
+    },
+    /// A non-present, non-none PTE: a marker (which kind) or a swap-type entry.
+    Leaf {
+        marker: bool,
+        guard: bool,
+        migration_write: bool,
+        /// A device-private entry, and whether it is writable.
+        device: bool,
+        device_write: bool,
+        uffd: bool,
+    },
+    /// Part of a huge PMD.
+    Pmd { write: bool },
+    /// Part of a huge PUD.
+    Pud { write: bool, present: bool },
+    /// Part of a hugetlb page.
+    Hugetlb { write: bool, present: bool },
+}
+
+/// One MMU notifier invalidation of the mprotect kind (`MMU_NOTIFY_PROTECTION_VMA`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Inval {
+    Start { start: usize, end: usize },
+    End { start: usize, end: usize },
+}
+
+/// What one run of a scenario saw.
+#[derive(Default)]
+pub(crate) struct Run {
+    /// The mapping of every page, after each step that records one.
+    pub(crate) trace: KVec<KVec<Entry>>,
+    /// For the same steps and pages, every flag the snapshot read and what became of the
+    /// page the entry maps ([`Snapshot::details`]).
+    pub(crate) details: KVec<KVVec<u32>>,
+    /// The last snapshot recorded, for the page verdicts of the next one.
+    pub(crate) last: Option<Snapshot>,
+    /// Results of `change_protection()` and `mprotect()` calls, and digests.
+    pub(crate) counts: KVec<c_long>,
+    /// The first invalidations seen during the run, relative to the base address that the
+    /// scenario set with [`Recording::set_base`].
+    pub(crate) invals: KVec<Inval>,
+    /// The number of invalidations, and a digest of all of them.
+    pub(crate) inval_total: usize,
+    pub(crate) inval_digest: u64,
+    /// Addresses the scenario notes for its own checks (not compared between walkers).
+    pub(crate) marks: KVec<usize>,
+}
+
+impl Run {
+    pub(crate) fn count(&mut self, value: c_long) -> Result {
+        self.counts.push(value, GFP_KERNEL)?;
+        Ok(())
+    }
+
+    /// Records a snapshot, with the page verdicts against the last one recorded.
+    pub(crate) fn record(&mut self, mut snap: Snapshot) -> Result {
+        let details = snap.details(self.last.as_ref())?;
+        self.details.push(details, GFP_KERNEL)?;
+        let entries = core::mem::take(&mut snap.entries);
+        self.trace.push(entries, GFP_KERNEL)?;
+        self.last = Some(snap);
+        Ok(())
+    }
+
+    pub(crate) fn mark(&mut self, addr: usize) -> Result {
+        self.marks.push(addr, GFP_KERNEL)?;
+        Ok(())
+    }
+}
+
+/// FNV-1a over a sequence of words.
+pub(crate) fn fnv(mut h: u64, words: &[u64]) -> u64 {
+    for w in words {
+        for b in w.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    h
+}
+
+pub(crate) const FNV_SEED: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// A digest of a snapshot (every flag of every page, not the PFNs), for runs too long to
+/// keep every snapshot.
+pub(crate) fn digest(snap: &Snapshot) -> c_long {
+    let mut h = FNV_SEED;
+    for raw in snap.raw.iter() {
+        h = fnv(h, &[raw & SNAP_FLAGS]);
+    }
+    h as c_long
+}
+
+pub(crate) const MAX_INVALS: usize = 64;
+
+/// An `mmu_notifier` that records the mprotect invalidations of the test's mm.
+///
+/// Callbacks can come from other tasks too (khugepaged, reclaim), so slots are claimed with
+/// an atomic counter and only read after `mmu_notifier_unregister()`, which waits for all
+/// callbacks to finish. Other kinds of invalidation are not recorded.
+///
+/// Addresses are recorded relative to `base`, so that runs whose mappings landed at
+/// different addresses compare equal. Beyond [`MAX_INVALS`], only the count and the digest
+/// of the relative ranges are kept (the digest is order-sensitive and only updated from the
+/// test's own task, which is the one that walks).
+#[repr(C)]
+pub(crate) struct Recorder {
+    pub(crate) mn: bindings::mmu_notifier,
+    pub(crate) base: AtomicUsize,
+    pub(crate) next: AtomicUsize,
+    pub(crate) digest: AtomicUsize,
+    pub(crate) slots: [[AtomicUsize; 3]; MAX_INVALS],
+}
+
+impl Recorder {
+    pub(crate) fn push(&self, kind: usize, range: &bindings::mmu_notifier_range) {
+        if range.event != bindings::mmu_notifier_event_MMU_NOTIFY_PROTECTION_VMA {
+            return;
+        }
+        let base = self.base.load(Ordering::Relaxed);
+        let (start, end) = (range.start.wrapping_sub(base), range.end.wrapping_sub(base));
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let d = self.digest.load(Ordering::Relaxed) as u64;
+        let d = fnv(
+            if i == 0 { FNV_SEED } else { d },
+            &[kind as u64, start as u64, end as u64],
+        );
+        self.digest.store(d as usize, Ordering::Relaxed);
+        if let Some(slot) = self.slots.get(i) {
+            slot[0].store(kind, Ordering::Relaxed);
+            slot[1].store(start, Ordering::Relaxed);
+            slot[2].store(end, Ordering::Relaxed);
+        }
+    }
+}
+
+/// # Safety
+///
+/// Called by the MMU notifier core with `mn` registered by [`Recording::start`] (the first
+/// field of a live [`Recorder`]) and a valid `range`.
+pub(crate) unsafe extern "C" fn rec_start(
+    mn: *mut bindings::mmu_notifier,
+    range: *const bindings::mmu_notifier_range,
+) -> c_int {
+    // SAFETY: See the function's safety requirements; `Recorder` is `repr(C)` with `mn`
+    // first, and its other fields are atomics.
+    let (rec, range) = unsafe { (&*mn.cast::<Recorder>(), &*range) };
+    rec.push(0, range);
+    0
+}
+
+/// # Safety
+///
+/// As for [`rec_start`].
+pub(crate) unsafe extern "C" fn rec_end(
+    mn: *mut bindings::mmu_notifier,
+    range: *const bindings::mmu_notifier_range,
+) {
+    // SAFETY: As in `rec_start()`.
+    let (rec, range) = unsafe { (&*mn.cast::<Recorder>(), &*range) };
+    rec.push(1, range);
+}
+
+pub(crate) static RECORDER_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+    invalidate_range_start: Some(rec_start),
+    invalidate_range_end: Some(rec_end),
+    // SAFETY: All-zero is a valid `mmu_notifier_ops`: every other callback is `None`.
+    ..unsafe { core::mem::zeroed() }
+};
+
+/// A [`Recorder`] registered on the current mm until [`Recording::finish`].
+pub(crate) struct Recording {
+    pub(crate) rec: KBox<Recorder>,
+    pub(crate) mm: *mut bindings::mm_struct,
+}
+
+impl Recording {
+    pub(crate) fn start() -> Result<Self> {
+        // SAFETY: Called from a KUnit test: attaches a KUnit-owned mm to the current task
+        // if it has none.
+        kernel::error::to_result(unsafe { bindings::kunit_attach_mm() })?;
+        let current = kernel::current!();
+        let mm = current.mm().ok_or(EINVAL)?.as_raw();
+        let mut rec = KBox::new(
+            Recorder {
+                // SAFETY: All-zero is the initial state `mmu_notifier_register()` expects,
+                // apart from `ops`, set below.
+                mn: unsafe { core::mem::zeroed() },
+                base: AtomicUsize::new(0),
+                next: AtomicUsize::new(0),
+                digest: AtomicUsize::new(0),
+                slots: [const { [const { AtomicUsize::new(0) }; 3] }; MAX_INVALS],
+            },
+            GFP_KERNEL,
+        )?;
+        rec.mn.ops = &RECORDER_OPS;
+        // SAFETY: `rec` is boxed, so `mn` stays in place until `finish()` unregisters it;
+        // `mm` is the current task's live mm.
+        kernel::error::to_result(unsafe { bindings::mmu_notifier_register(&mut rec.mn, mm) })?;
+        Ok(Recording { rec, mm })
+    }
+
+    /// Records the following invalidations relative to `base`.
+    pub(crate) fn set_base(&self, base: usize) {
+        self.rec.base.store(base, Ordering::Relaxed);
+    }
+
+    /// Unregisters the notifier and stores what it recorded in `run`.
+    pub(crate) fn finish(mut self, run: &mut Run) -> Result {
+        // SAFETY: Registered on `mm` in `start()`; after this no callback runs any more.
+        unsafe { bindings::mmu_notifier_unregister(&mut self.rec.mn, self.mm) };
+        let total = self.rec.next.load(Ordering::Relaxed);
+        run.inval_total = total;
+        run.inval_digest = self.rec.digest.load(Ordering::Relaxed) as u64;
+        let n = total.min(MAX_INVALS);
+        let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
+        for slot in &self.rec.slots[..n] {
+            let start = slot[1].load(Ordering::Relaxed);
+            let end = slot[2].load(Ordering::Relaxed);
+            let inval = if slot[0].load(Ordering::Relaxed) == 0 {
+                Inval::Start { start, end }
+            } else {
+                Inval::End { start, end }
+            };
+            out.push(inval, GFP_KERNEL)?;
+        }
+        run.invals = out;
+        Ok(())
+    }
+}
+
+/// The flags of a `mprotect_snapshot_for_kunit()` entry, without its PFN.
+pub(crate) const SNAP_FLAGS: u64 = (1 << bindings::MPROTECT_SNAP_PFN_SHIFT) - 1;
+
+/// What became of the page an entry maps, against the snapshot before it: bits of
+/// [`Snapshot::details`] above the entry's flags.
+pub(crate) const PAGE_SAME: u32 = 1 << bindings::MPROTECT_SNAP_PFN_SHIFT;
+pub(crate) const PAGE_OTHER: u32 = PAGE_SAME << 1;
+pub(crate) const PAGE_NEW: u32 = PAGE_SAME << 2;
+
+/// How each page of a range was mapped, read by `mprotect_snapshot_for_kunit()` (the
+/// kernel's `walk_page_range()`, not the code under test).
+///
+/// Dereferences to the [`Entry`] of each page, which the scenarios check; the raw entries
+/// hold every flag the snapshot reads (soft-dirty, the bits of huge entries) and the PFN.
+pub(crate) struct Snapshot {
+    pub(crate) start: usize,
+    pub(crate) entries: KVec<Entry>,
+    pub(crate) raw: KVVec<u64>,
+}
+
+impl Deref for Snapshot {
+    type Target = [Entry];
+
+    fn deref(&self) -> &[Entry] {
+        &self.entries
+    }
+}
+
+impl Snapshot {
+    /// The flags of each page, and what became of the page it maps since `before`, if
+    /// that is a snapshot of the same range (else no verdicts): the same page, another
+    /// one, or one where there was none. Each walker's run faults in pages of its own, so
+    /// PFNs differ between the runs, but these verdicts must not.
+    pub(crate) fn details(&self, before: Option<&Snapshot>) -> Result<KVVec<u32>> {
+        let before = before.filter(|b| b.start == self.start && b.raw.len() == self.raw.len());
+        let mut out = KVVec::with_capacity(self.raw.len(), GFP_KERNEL)?;
+        for (i, &raw) in self.raw.iter().enumerate() {
+            let pfn = raw >> bindings::MPROTECT_SNAP_PFN_SHIFT;
+            let old = before.map_or(0, |b| b.raw[i] >> bindings::MPROTECT_SNAP_PFN_SHIFT);
+            let verdict = match (before, pfn, old) {
+                (None, _, _) | (_, 0, _) => 0,
+                (Some(_), _, 0) => PAGE_NEW,
+                (Some(_), p, o) if p == o => PAGE_SAME,
+                _ => PAGE_OTHER,
+            };
+            out.push((raw & SNAP_FLAGS) as u32 | verdict, GFP_KERNEL)?;
+        }
+        Ok(out)
+    }
+
+    /// The PFN of page `i` (0 if none, or if `i` is outside the snapshot).
+    pub(crate) fn pfn(&self, i: usize) -> u64 {
+        self.raw
+            .get(i)
+            .map_or(0, |r| r >> bindings::MPROTECT_SNAP_PFN_SHIFT)
+    }
+
+    /// Whether page `i` has the soft-dirty bit (false outside the snapshot).
+    pub(crate) fn soft_dirty(&self, i: usize) -> bool {
+        self.raw
+            .get(i)
+            .is_some_and(|r| r & u64::from(bindings::MPROTECT_SNAP_SOFT_DIRTY) != 0)
+    }
+}
+
+/// The [`Entry`] of a `mprotect_snapshot_for_kunit()` entry.
+pub(crate) fn entry(raw: u64) -> Entry {
+    let has = |flag: u32| raw & u64::from(flag) != 0;
+    let write = has(bindings::MPROTECT_SNAP_WRITE);
+    let present = has(bindings::MPROTECT_SNAP_PRESENT);
+    match (raw & u64::from(bindings::MPROTECT_SNAP_KIND)) as u32 {
+        bindings::MPROTECT_SNAP_PTE => Entry::Pte {
+            write,
+            dirty: has(bindings::MPROTECT_SNAP_DIRTY),
+            protnone: has(bindings::MPROTECT_SNAP_PROTNONE),
+            uffd: has(bindings::MPROTECT_SNAP_UFFD),
+        },
+        bindings::MPROTECT_SNAP_LEAF => {
+            let device = has(bindings::MPROTECT_SNAP_DEVICE);
+            Entry::Leaf {
+                marker: has(bindings::MPROTECT_SNAP_MARKER),
+                guard: has(bindings::MPROTECT_SNAP_GUARD),
+                migration_write: has(bindings::MPROTECT_SNAP_MIGRATION) && write,
+                device,
+                device_write: device && write,
+                uffd: has(bindings::MPROTECT_SNAP_UFFD),
+            }
+        }
+        bindings::MPROTECT_SNAP_PMD => Entry::Pmd { write },
+        bindings::MPROTECT_SNAP_PUD => Entry::Pud { write, present },
+        bindings::MPROTECT_SNAP_HUGETLB => Entry::Hugetlb { write, present },
+        _ => Entry::None,
+    }
+}
+
+/// Records how each page of `[addr, end)` of the current mm is mapped.
+pub(crate) fn snapshot(addr: usize, end: usize) -> Result<Snapshot> {
+    let n = end.checked_sub(addr).ok_or(EINVAL)? >> PAGE_SHIFT;
+    let mut raw = KVVec::with_capacity(n, GFP_KERNEL)?;
+    raw.resize(n, 0, GFP_KERNEL)?;
+    // SAFETY: `raw` has room for one entry per page of the range; the function takes the
+    // current mm's mmap lock itself.
+    kernel::error::to_result(unsafe {
+        bindings::mprotect_snapshot_for_kunit(addr, end, raw.as_mut_ptr())
+    })?;
+    let mut entries = KVec::with_capacity(n, GFP_KERNEL)?;
+    for &r in raw.iter() {
+        entries.push(entry(r), GFP_KERNEL)?;
+    }
+    Ok(Snapshot {
+        start: addr,
+        entries,
+        raw,
+    })
+}
+
+/// The walker `change_protection()` uses now.
+pub(crate) fn walker_name() -> &'static CStr {
+    // SAFETY: `mprotect_walker_name()` returns a static NUL-terminated string.
+    unsafe { CStr::from_char_ptr(bindings::mprotect_walker_name()) }
+}
+
+pub(crate) fn select(walker: &CStr) -> Result {
+    // SAFETY: `walker` is a NUL-terminated string.
+    kernel::error::to_result(unsafe { bindings::mprotect_walker_select(walker.as_char_ptr()) })
+}
+
+/// Maps private anonymous memory in the current (KUnit-owned) mm; unmapped by [`unmap`] or
+/// when the test ends.
+pub(crate) fn mmap(len: usize, flags: u32) -> Result<usize> {
+    map(len, MAP_PRIVATE | flags)
+}
+
+/// Maps shared anonymous memory (shmem: a file mapping, not `vma_is_anonymous()`).
+pub(crate) fn mmap_shared(len: usize, flags: u32) -> Result<usize> {
+    map(len, MAP_SHARED | flags)
+}
+
+/// Maps private anonymous memory for 4K pages only (`MADV_NOHUGEPAGE`), the start of most
+/// scenarios, and records the run's invalidations relative to it.
+pub(crate) fn map_4k(rec: &Recording, len: usize, flags: u32) -> Result<usize> {
+    let addr = mmap(len, flags)?;
+    rec.set_base(addr);
+    madvise(addr, len, MADV_NOHUGEPAGE)?;
+    Ok(addr)
+}
+
+pub(crate) fn map(len: usize, flags: u32) -> Result<usize> {
+    match kunit_mmap(0, len, flags)? {
+        0 => Err(ENOMEM),
+        addr => Ok(addr),
+    }
+}
+
+/// Maps anonymous memory at `addr` exactly, where nothing is mapped
+/// (`MAP_FIXED_NOREPLACE`); `flags` has `MAP_PRIVATE` or `MAP_SHARED`. At address 0 success
+/// and failure look alike (see [`kunit_mmap`]), so the caller checks by touching the memory.
+pub(crate) fn map_at(addr: usize, len: usize, flags: u32) -> Result {
+    if kunit_mmap(addr, len, MAP_FIXED_NOREPLACE | flags)? != addr {
+        return Err(ENOMEM);
+    }
+    Ok(())
+}
+
+/// `kunit_vm_mmap()` of anonymous read-write memory: the address, or 0 if the mapping was
+/// refused or was made at address 0 (`kunit_vm_mmap()` takes a 0 from `vm_mmap()` for a
+/// failure), or the error `vm_mmap()` returned (which `kunit_vm_mmap()` passes on as an
+/// address).
+pub(crate) fn kunit_mmap(addr: usize, len: usize, flags: u32) -> Result<usize> {
+    // SAFETY: Called from a KUnit test case, so the current test is valid.
+    let test = unsafe { bindings::kunit_get_current_test() };
+    // SAFETY: `test` is the running test; the mapping lives at most as long as the test.
+    let ret = unsafe {
+        bindings::kunit_vm_mmap(
+            test,
+            ptr::null_mut(),
+            addr,
+            len,
+            (PROT_READ | PROT_WRITE) as usize,
+            (MAP_ANONYMOUS | flags) as usize,
+            0,
+        )
+    };
+    if ret > usize::MAX - bindings::MAX_ERRNO as usize {
+        return Err(Error::from_errno(ret as c_int));
+    }
+    Ok(ret)
+}
+
+/// Whether the KUnit mm has the 57-bit address space of 5-level paging.
+pub(crate) fn five_level_paging() -> Result<bool> {
+    // SAFETY: Called from a KUnit test: attaches a KUnit-owned mm to the current task if it
+    // has none (the scenarios' mm, which `Recording::start()` attaches too).
+    kernel::error::to_result(unsafe { bindings::kunit_attach_mm() })?;
+    let current = kernel::current!();
+    let mm = current.mm().ok_or(EINVAL)?.as_raw();
+    // SAFETY: `mm` is the current task's live mm; `task_size` is set when it is made.
+    Ok(unsafe { (*mm).__bindgen_anon_1.task_size } > 1 << 47)
+}
+
+/// Sets `VM_UFFD_WP` / `VM_UFFD_RWP` on the VMA at `addr` (`MPROTECT_KUNIT_*` bits), as a
+/// userfaultfd registration would, or clears them (`0`). There is no userfaultfd context:
+/// the scenarios must not touch pages while they are protected.
+pub(crate) fn vma_modes(addr: usize, modes: u32) -> Result {
+    // SAFETY: Operates on the current mm, under its own locking.
+    kernel::error::to_result(unsafe { bindings::mprotect_vma_modes_for_kunit(addr, modes) })
+}
+
+/// While alive, the page-table allocation `real` fails in this test's task (a KUnit static
+/// stub, `KUNIT_STATIC_STUB_REDIRECT()` in `__pte_alloc()`, `__pmd_alloc()`, `__pud_alloc()`
+/// and `__p4d_alloc()`).
+pub(crate) struct FailAlloc(*mut c_void);
+
+/// The type of `__pte_alloc()`.
+pub(crate) type PteAlloc =
+    unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::pmd_t) -> c_int;
+/// The type of `__pmd_alloc()`.
+pub(crate) type PmdAlloc =
+    unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::pud_t, c_ulong) -> c_int;
+/// The type of `__pud_alloc()`.
+pub(crate) type PudAlloc =
+    unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::p4d_t, c_ulong) -> c_int;
+/// The type of `__p4d_alloc()`.
+pub(crate) type P4dAlloc =
+    unsafe extern "C" fn(*mut bindings::mm_struct, *mut bindings::pgd_t, c_ulong) -> c_int;
+
+pub(crate) extern "C" fn no_pte_table(
+    _: *mut bindings::mm_struct,
+    _: *mut bindings::pmd_t,
+) -> c_int {
+    ENOMEM.to_errno()
+}
+
+pub(crate) extern "C" fn no_pmd_table(
+    _: *mut bindings::mm_struct,
+    _: *mut bindings::pud_t,
+    _: c_ulong,
+) -> c_int {
+    ENOMEM.to_errno()
+}
+
+pub(crate) extern "C" fn no_pud_table(
+    _: *mut bindings::mm_struct,
+    _: *mut bindings::p4d_t,
+    _: c_ulong,
+) -> c_int {
+    ENOMEM.to_errno()
+}
+
+pub(crate) extern "C" fn no_p4d_table(
+    _: *mut bindings::mm_struct,
+    _: *mut bindings::pgd_t,
+    _: c_ulong,
+) -> c_int {
+    ENOMEM.to_errno()
+}
+
+impl FailAlloc {
+    pub(crate) fn pte() -> Self {
+        let (real, stub): (PteAlloc, PteAlloc) = (bindings::__pte_alloc, no_pte_table);
+        Self::activate(real as *mut c_void, stub as *mut c_void)
+    }
+
+    pub(crate) fn pmd() -> Self {
+        let (real, stub): (PmdAlloc, PmdAlloc) = (bindings::__pmd_alloc, no_pmd_table);
+        Self::activate(real as *mut c_void, stub as *mut c_void)
+    }
+
+    pub(crate) fn pud() -> Self {
+        let (real, stub): (PudAlloc, PudAlloc) = (bindings::__pud_alloc, no_pud_table);
+        Self::activate(real as *mut c_void, stub as *mut c_void)
+    }
+
+    pub(crate) fn p4d() -> Self {
+        let (real, stub): (P4dAlloc, P4dAlloc) = (bindings::__p4d_alloc, no_p4d_table);
+        Self::activate(real as *mut c_void, stub as *mut c_void)
+    }
+
+    pub(crate) fn activate(real: *mut c_void, stub: *mut c_void) -> Self {
+        // SAFETY: Called from a KUnit test case, so the current test is valid; `real` and
+        // `stub` are functions of the same type, as the callers' type annotations check.
+        unsafe {
+            bindings::__kunit_activate_static_stub(bindings::kunit_get_current_test(), real, stub)
+        };
+        FailAlloc(real)
+    }
+}
+
+impl Drop for FailAlloc {
+    fn drop(&mut self) {
+        // SAFETY: As in `activate()`; the test is still running.
+        unsafe {
+            bindings::kunit_deactivate_static_stub(bindings::kunit_get_current_test(), self.0)
+        };
+    }
+}
+
+pub(crate) fn unmap(addr: usize, len: usize) -> Result {
+    // SAFETY: Unmaps part of the current mm, under its own locking.
+    kernel::error::to_result(unsafe { bindings::vm_munmap(addr, len) })
+}
+
+pub(crate) fn madvise(addr: usize, len: usize, advice: u32) -> Result {
+    let current = kernel::current!();
+    let mm = current.mm().ok_or(EINVAL)?.as_raw();
+    // SAFETY: `mm` is the current task's mm.
+    kernel::error::to_result(unsafe { bindings::do_madvise(mm, addr, len, advice as c_int) })
+}
+
+pub(crate) fn touch(addr: usize, byte: u8) -> Result {
+    UserSlice::new(UserPtr::from_addr(addr), 1)
+        .writer()
+        .write_slice(&[byte])
+}
+
+pub(crate) fn peek(addr: usize) -> Result<u8> {
+    let mut b = [0u8];
+    UserSlice::new(UserPtr::from_addr(addr), 1)
+        .reader()
+        .read_slice(&mut b)?;
+    Ok(b[0])
+}
+
+pub(crate) fn mprotect(addr: usize, len: usize, prot: u32) -> c_long {
+    // SAFETY: Operates on the current mm, under its own locking.
+    (unsafe { bindings::mprotect_for_kunit(addr, len, prot as usize) }) as c_long
+}
+
+pub(crate) fn change(addr: usize, end: usize, cp_flags: c_ulong) -> c_long {
+    // SAFETY: Operates on the current mm, under its own locking.
+    unsafe { bindings::change_protection_for_kunit(addr, end, cp_flags) }
+}
+
+pub(crate) fn count_entry(v: &[Entry], f: impl Fn(&Entry) -> bool) -> usize {
+    v.iter().filter(|e| f(e)).count()
+}
+
+/// The runs of [`under_each_walker`], the C walker's first; [`RUNNING`] names the walker
+/// while its run is under way.
+pub(crate) fn run_each_walker(
+    scenario: &impl Fn(&mut Run, &Recording) -> Result,
+) -> Result<KVec<Run>> {
+    let mut runs: KVec<Run> = KVec::new();
+    for (i, walker) in WALKERS.iter().enumerate() {
+        select(walker)?;
+        RUNNING.store(i + 1, Ordering::Relaxed);
+        let recording = Recording::start()?;
+        let mut run = Run::default();
+        let ret = scenario(&mut run, &recording);
+        recording.finish(&mut run)?;
+        runs.push(run, GFP_KERNEL)?;
+        if let Err(e) = ret {
+            RUNNING.store(0, Ordering::Relaxed);
+            diag(fmt!(
+                "    # the scenario failed under the {walker:?} walker: {e:?}\n"
+            ));
+            return Err(e);
+        }
+    }
+    RUNNING.store(0, Ordering::Relaxed);
+    Ok(runs)
+}
+
+/// Keeps the test on CPU 0 until dropped, so that both walkers see the same world (see
+/// [`under_each_walker`]).
+pub(crate) struct OnCpu0;
+
+impl OnCpu0 {
+    pub(crate) fn pin() -> Result<Self> {
+        // SAFETY: All-zero is an empty cpumask.
+        let mut mask: bindings::cpumask = unsafe { core::mem::zeroed() };
+        mask.bits[0] = 1;
+        let current = kernel::current!();
+        // SAFETY: `current` is a live task and `mask` a valid cpumask, which the call copies.
+        kernel::error::to_result(unsafe {
+            bindings::set_cpus_allowed_ptr(current.as_ptr(), &mask)
+        })?;
+        Ok(OnCpu0)
+    }
+}
+
+impl Drop for OnCpu0 {
+    fn drop(&mut self) {
+        let current = kernel::current!();
+        // SAFETY: As in `pin()`; `__cpu_possible_mask` is a valid, static cpumask. A failure
+        // leaves the test on CPU 0, which is harmless.
+        let _ = unsafe {
+            bindings::set_cpus_allowed_ptr(
+                current.as_ptr(),
+                core::ptr::addr_of!(bindings::__cpu_possible_mask),
+            )
+        };
+    }
+}
+
+/// The walker a scenario runs under while it runs (its index in [`WALKERS`], plus one), and
+/// the walker to select again afterwards (its index).
+pub(crate) static RUNNING: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static CHOSEN: AtomicUsize = AtomicUsize::new(0);
+
+/// A KUnit action of [`under_each_walker`]: released (run and removed) when the scenario
+/// returns, and run when the test ends if a failed assertion ended the test's thread in
+/// the middle of a scenario. Then it names the walker the scenario stopped under; either
+/// way it selects the boot choice of walker again.
+///
+/// # Safety
+///
+/// `test` is the test that added the action; KUnit runs or releases its actions while the
+/// test is alive.
+pub(crate) unsafe extern "C" fn end_of_scenarios(test: *mut c_void) {
+    let running = RUNNING.swap(0, Ordering::Relaxed);
+    if let Some(walker) = running.checked_sub(1).and_then(|i| WALKERS.get(i)) {
+        let msg = fmt!("    # the scenario stopped under the {walker:?} walker\n");
+        kernel::kunit::info(msg);
+        if let Ok(line) = CString::try_from_fmt(msg) {
+            // SAFETY: By the function's safety requirements `test` is alive; the format
+            // takes one NUL-terminated string.
+            unsafe {
+                let log = (*test.cast::<bindings::kunit>()).log;
+                bindings::kunit_log_append(log, c"%s".as_char_ptr(), line.as_char_ptr());
+            }
+        }
+    }
+    if let Some(walker) = WALKERS.get(CHOSEN.load(Ordering::Relaxed)) {
+        // Else the next test would run under the walker this one stopped under.
+        let _ = select(walker);
+    }
+}
+
+pub(crate) fn walker_index(walker: &CStr) -> Option<usize> {
+    WALKERS.iter().position(|w| *w == walker)
+}
+
+/// Runs `scenario` once per walker, then fails (with a message saying where) unless both
+/// runs recorded the same entries, counts, invalidations, flags and page verdicts. Returns
+/// the Rust walker's run.
+///
+/// The scenario checks its own expectations with the test's `assert!`s; this function is
+/// outside the test functions, so it reports a difference as an error instead. A failure
+/// says which walker it happened under, also when an assertion ends the test, and the
+/// boot choice of walker is selected again however the scenario ends.
+///
+/// Keeps the test on CPU 0 until it returns: NUMA hinting skips folios already on the node
+/// of the CPU that walks (`folio_can_map_prot_numa()`), and NUMA hinting faults migrate
+/// towards it, so a test that moved between the two nodes' CPUs would not be repeatable.
+pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Result) -> Result<Run> {
+    let _cpu0 = OnCpu0::pin()?;
+    // Selected again afterwards: the boot choice (Kconfig or `mprotect_walker=`).
+    CHOSEN.store(
+        walker_index(walker_name()).ok_or(EINVAL)?,
+        Ordering::Relaxed,
+    );
+    // SAFETY: Called from a KUnit test case, so the current test is valid while it runs.
+    let test = unsafe { bindings::kunit_get_current_test() };
+    if test.is_null() {
+        return Err(EINVAL);
+    }
+    // SAFETY: `test` is the running test, which outlives its actions; the action's
+    // argument is that test, as `end_of_scenarios()` requires.
+    kernel::error::to_result(unsafe {
+        bindings::kunit_add_action(test, Some(end_of_scenarios), test.cast())
+    })?;
+    let runs = run_each_walker(&scenario);
+    // SAFETY: Releases the action added above, with the same function and argument: it
+    // runs now, with `test` still alive, and KUnit forgets it.
+    unsafe { bindings::kunit_release_action(test, Some(end_of_scenarios), test.cast()) };
+    let mut runs = runs?;
+
+    let rust = runs.pop().ok_or(EINVAL)?;
+    let c = runs.pop().ok_or(EINVAL)?;
+    if c.counts[..] != rust.counts[..] {
+        let i = c
+            .counts
+            .iter()
+            .zip(rust.counts.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or(c.counts.len().min(rust.counts.len()));
+        pr_err!(
+            "counts differ at {i} of {}/{}: C {:?}, Rust {:?}\n",
+            c.counts.len(),
+            rust.counts.len(),
+            c.counts.get(i),
+            rust.counts.get(i)
+        );
+        return Err(EINVAL);
+    }
+    if c.inval_total != rust.inval_total
+        || c.inval_digest != rust.inval_digest
+        || c.invals[..] != rust.invals[..]
+    {
+        pr_err!(
+            "invalidations differ: C {} {:?}, Rust {} {:?}\n",
+            c.inval_total,
+            &c.invals[..],
+            rust.inval_total,
+            &rust.invals[..]
+        );
+        return Err(EINVAL);
+    }
+    if c.trace.len() != rust.trace.len() {
+        pr_err!(
+            "steps differ: C {}, Rust {}\n",
+            c.trace.len(),
+            rust.trace.len()
+        );
+        return Err(EINVAL);
+    }
+    for (step, (ct, rt)) in c.trace.iter().zip(rust.trace.iter()).enumerate() {
+        if ct.len() != rt.len() {
+            pr_err!("step {step}: C saw {} pages, Rust {}\n", ct.len(), rt.len());
+            return Err(EINVAL);
+        }
+        for (page, (ce, re)) in ct.iter().zip(rt.iter()).enumerate() {
+            if ce != re {
+                pr_err!("step {step}, page {page}: C {ce:?}, Rust {re:?}\n");
+                return Err(EINVAL);
+            }
+        }
+        // Every flag, and what became of each mapped page (same, other, new).
+        let (cd, rd) = (&c.details[step], &rust.details[step]);
+        if let Some(page) = cd.iter().zip(rd.iter()).position(|(a, b)| a != b) {
+            pr_err!(
+                "step {step}, page {page}: C flags and page {:#x}, Rust {:#x} ({:?})\n",
+                cd[page],
+                rd[page],
+                ct[page]
+            );
+            return Err(EINVAL);
+        }
+    }
+    Ok(rust)
+}
+
+/// Prints a diagnostic line as `kunit_info()` does: to the kernel log, and to the test's
+/// log, which `/sys/kernel/debug/kunit/<suite>/results` shows.
+pub(crate) fn diag(args: core::fmt::Arguments<'_>) {
+    kernel::kunit::info(args);
+    let Ok(line) = CString::try_from_fmt(args) else {
+        return;
+    };
+    // SAFETY: Called from a KUnit test case, so the current test is valid; the format
+    // takes one NUL-terminated string.
+    unsafe {
+        let test = bindings::kunit_get_current_test();
+        bindings::kunit_log_append((*test).log, c"%s".as_char_ptr(), line.as_char_ptr());
+    }
+}
+
+pub(crate) fn is_marker(e: &Entry) -> bool {
+    matches!(
+        e,
+        Entry::Leaf {
+            marker: true,
+            guard: false,
+            ..
+        }
+    )
+}
+
+/// A small xorshift generator, so a failing case can be replayed from its seed.
+pub(crate) struct Rng(pub(crate) u64);
+
+impl Rng {
+    pub(crate) fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+
+    pub(crate) fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// The number of random cases and the seed: `mprotect_rs.random_cases=` and
+/// `mprotect_rs.seed=` on the kernel command line, else 2000 and a fixed seed.
+pub(crate) fn random_params() -> (usize, u64) {
+    let mut cases = 2000;
+    let mut seed = 0x6d70_726f_7465_6374;
+    // SAFETY: `saved_command_line` is set up before initcalls and never freed.
+    let cmdline = unsafe { CStr::from_char_ptr(bindings::saved_command_line) };
+    for word in cmdline.to_bytes().split(|b| *b == b' ') {
+        let parse = |prefix: &[u8]| -> Option<u64> {
+            let digits = word.strip_prefix(prefix)?;
+            let s = core::str::from_utf8(digits).ok()?;
+            s.parse::<u64>().ok()
+        };
+        if let Some(v) = parse(b"mprotect_rs.random_cases=") {
+            cases = v as usize;
+        }
+        if let Some(v) = parse(b"mprotect_rs.seed=") {
+            seed = v.max(1);
+        }
+    }
+    (cases, seed)
+}
