@@ -66,11 +66,14 @@ mutations=(
         pub struct \$slot<'a> {''')"
 "pgtable: a run of PageAnonExclusive() pages one page too long|sub(s, '''        (expected, idx - off)''', '''        (expected, (idx + 1).min(self.nr) - off)''')"
 "-EAGAIN retry skips the populate step (the divergence of issue 13)|sub(s, '''if !self.populate() && pmd.get().none() {''', '''if pmd.get().none() {''')"
-"-EAGAIN never retried|sub(s, '''                    if !self.populate() && pmd.get().none() {
+"-EAGAIN retried only where the PMD is to be populated|sub(s, '''                    if !self.populate() && pmd.get().none() {
                         break;
                     }
                     continue;''', '''                    if !self.populate() && pmd.get().none() {
                         break;
+                    }
+                    if self.populate() {
+                        continue;
                     }
                     break;''')"
 "huge PMD that change_huge_pmd() did not handle does not fall through|sub(s, '''                        if ret != 0 {
