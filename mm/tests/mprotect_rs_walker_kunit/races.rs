@@ -128,15 +128,20 @@ const HUGE_PUD_ZERO: usize = 5;
 const RACED: usize = 6;
 const RACE_FAILED: usize = 7;
 
-/// The plan of the armed [`Races`], or null. The stubs run only in the task of the test that
-/// armed them, which is also the one that disarms them, so the plan outlives every use.
+/// The plan of the armed [`Races`], or null.
 static PLAN: AtomicPtr<Plan> = AtomicPtr::new(ptr::null_mut());
 
 impl Plan {
     /// The armed plan.
-    fn get() -> Option<&'static Plan> {
-        // SAFETY: `PLAN` is null or points to the plan that [`Races`] owns, which it frees
-        // only after it deactivated the stubs that call this, in the same task (see `PLAN`).
+    ///
+    /// # Safety
+    ///
+    /// Called only by the stubs, which run only in the task of the test that armed them while
+    /// they are active; that task also disarms them, before it frees the plan, so the plan
+    /// outlives the reference.
+    unsafe fn get<'a>() -> Option<&'a Plan> {
+        // SAFETY: `PLAN` is null or points to the plan that the armed [`Races`] owns, alive
+        // for as long as the function's safety requirements say.
         unsafe { PLAN.load(Ordering::Acquire).as_ref() }
     }
 
@@ -178,10 +183,15 @@ impl Plan {
 /// Runs `f` with the current task's KUnit test hidden from the static stubs, so that the
 /// stubbed functions that `f` calls are the real ones: the stub calls the function it
 /// replaces, and the races call them too (a zap maps PTE tables) without being counted.
+///
+/// While hidden, a KUnit failure raised from C for the current test (a KASAN report does
+/// that) does not reach the test; the report is still a splat in the console, which fails the
+/// run (`scripts/splat-check.py`).
 fn unstubbed<T>(f: impl FnOnce() -> T) -> T {
     let task = kernel::current!().as_ptr();
-    // SAFETY: `task` is the current task. Its `kunit_test` is read only by itself
-    // (`kunit_get_current_test()`), and set by KUnit in the same way when a test starts.
+    // SAFETY: `task` is the current task. Its `kunit_test` is written only in its own context
+    // (by KUnit, the same way, when the test starts and ends), and read through
+    // `kunit_get_current_test()` in its own context too; `f` runs in that context.
     let test = unsafe { ptr::replace(&raw mut (*task).kunit_test, ptr::null_mut()) };
     let ret = f();
     // SAFETY: As above; the test is the one that was running, and still is.
@@ -200,18 +210,17 @@ unsafe extern "C" fn map_lock_stub(
     addr: c_ulong,
     ptlp: *mut *mut bindings::spinlock_t,
 ) -> *mut bindings::pte_t {
-    let plan = Plan::get();
+    // SAFETY: A stub, in the task that armed it (KUnit redirects only that task).
+    let plan = unsafe { Plan::get() };
     if let Some(plan) = plan {
         plan.call(Point::MapLock, MAP_LOCK);
     }
     // SAFETY: The arguments that `pte_offset_map_lock()` was called with.
     let pte = unstubbed(|| unsafe { bindings::pte_offset_map_lock(mm, pmd, addr, ptlp) });
     if let Some(plan) = plan {
+        // No race after this call: it returns with the PTE table mapped and locked, in an
+        // RCU read-side section ([`Races::arm`] refuses one).
         plan.found(MAP_LOCK_FAILED, pte.is_null());
-        if !pte.is_null() {
-            // Not made: a race after the call would run with the PTE table mapped and locked.
-            plan.returned(Point::MapLock, MAP_LOCK);
-        }
     }
     pte
 }
@@ -229,7 +238,8 @@ unsafe extern "C" fn huge_pmd_stub(
     newprot: bindings::pgprot_t,
     cp_flags: c_ulong,
 ) -> c_int {
-    let plan = Plan::get();
+    // SAFETY: A stub, in the task that armed it (KUnit redirects only that task).
+    let plan = unsafe { Plan::get() };
     if let Some(plan) = plan {
         plan.call(Point::HugePmd, HUGE_PMD);
     }
@@ -257,7 +267,8 @@ unsafe extern "C" fn huge_pud_stub(
     newprot: bindings::pgprot_t,
     cp_flags: c_ulong,
 ) -> c_int {
-    let plan = Plan::get();
+    // SAFETY: A stub, in the task that armed it (KUnit redirects only that task).
+    let plan = unsafe { Plan::get() };
     if let Some(plan) = plan {
         plan.call(Point::HugePud, HUGE_PUD);
     }
@@ -304,12 +315,19 @@ type HugePud = unsafe extern "C" fn(
 /// tables too.
 pub(crate) struct Races {
     plan: KBox<Plan>,
+    /// The functions whose stubs are active.
     stubs: KVec<*mut c_void>,
+    /// Whether [`PLAN`] points to `plan`.
+    armed: bool,
 }
 
 impl Races {
-    /// Arms the stubs with `races`.
+    /// Arms the stubs with `races`. Fails with `EINVAL` for a race after
+    /// `pte_offset_map_lock()`, and `EBUSY` if armed already.
     pub(crate) fn arm(races: &[Race]) -> Result<Self> {
+        if races.iter().any(|r| r.after && r.point == Point::MapLock) {
+            return Err(EINVAL);
+        }
         let mut list = KVec::with_capacity(races.len(), GFP_KERNEL)?;
         list.extend_from_slice(races, GFP_KERNEL)?;
         let plan = KBox::new(
@@ -319,14 +337,20 @@ impl Races {
             },
             GFP_KERNEL,
         )?;
-        if !PLAN.load(Ordering::Relaxed).is_null() {
-            return Err(EBUSY);
-        }
         let mut this = Races {
             plan,
             stubs: KVec::with_capacity(3, GFP_KERNEL)?,
+            armed: false,
         };
-        PLAN.store((&raw const *this.plan).cast_mut(), Ordering::Release);
+        let new = (&raw const *this.plan).cast_mut();
+        if PLAN
+            .compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            // Another plan is armed: leave it alone (`this.armed` is false).
+            return Err(EBUSY);
+        }
+        this.armed = true;
         let (real, stub): (MapLock, MapLock) = (bindings::pte_offset_map_lock, map_lock_stub);
         this.activate(real as *mut c_void, stub as *mut c_void)?;
         let (real, stub): (HugePmd, HugePmd) = (bindings::change_huge_pmd, huge_pmd_stub);
@@ -374,7 +398,9 @@ impl Drop for Races {
             };
         }
         // No stub runs any more: the plan can go.
-        PLAN.store(ptr::null_mut(), Ordering::Release);
+        if self.armed {
+            PLAN.store(ptr::null_mut(), Ordering::Release);
+        }
     }
 }
 
@@ -434,7 +460,8 @@ mod tests {
         Ok(n)
     }
 
-    /// `pte_offset_map_lock()` finds the PMD none (a zap freed the PTE table): `-EAGAIN`,
+    /// `pte_offset_map_lock()` finds the PMD none (a zap freed the PTE table, as
+    /// `MADV_DONTNEED` can during NUMA hinting, which holds only the mmap read lock): `-EAGAIN`,
     /// the PMD is walked again, found none and skipped; the next PMD is walked as usual.
     #[test]
     fn eagain_pmd_gone() -> Result {
@@ -458,10 +485,10 @@ mod tests {
         Ok(())
     }
 
-    /// The same with uffd-wp on shmem, where none PTEs get markers: the C walker's `goto
-    /// again` populates the PMD again (a new PTE table) before the PTE level, which then
-    /// installs a marker in every PTE of it; leaving the PMD instead would leave 2 MiB of the
-    /// file without write protection, and count 512 fewer.
+    /// The same under `UFFDIO_WRITEPROTECT` on shmem, where none PTEs get markers: the C
+    /// walker's `goto again` populates the PMD again (a new PTE table) before the PTE level,
+    /// which then installs a marker in every PTE of it; leaving the PMD instead would leave
+    /// 2 MiB of the file without write protection, and count 512 fewer.
     #[test]
     fn eagain_pmd_gone_populate() -> Result {
         under_each_walker(|run, rec| {
@@ -493,6 +520,35 @@ mod tests {
             assert_eq!(peek(addr)?, 1);
             assert_eq!(peek(mid)?, 1);
             run.record(snapshot(addr, end)?)
+        })?;
+        Ok(())
+    }
+
+    /// The same, with the new PTE table failing to allocate: the PMD loop ends with `-ENOMEM`
+    /// in place of its count, as from its first populate step.
+    #[test]
+    fn eagain_repopulate_enomem() -> Result {
+        let enomem = ENOMEM.to_errno() as c_long;
+        under_each_walker(|run, rec| {
+            let addr = map_pmds(rec, 1, MAP_SHARED)?;
+            let end = addr + PMD_SIZE;
+            fill(addr, PMD_SIZE, 16)?;
+            vma_modes(addr, bindings::MPROTECT_KUNIT_UFFD_WP)?;
+
+            let race = zap_at(Point::MapLock, 1, addr, PMD_SIZE);
+            let (ret, seen) = {
+                let _fail = FailAlloc::pte();
+                change_racing(run, addr, end, UFFD_WP, &[race])?
+            };
+            assert_eq!(ret, enomem);
+            assert_eq!(seen.map_lock, 1);
+            assert_eq!(seen.map_lock_failed, 1);
+            let snap = snapshot(addr, end)?;
+            assert!(snap.iter().all(|e| *e == Entry::None));
+            run.record(snap)?;
+            vma_modes(addr, 0)?;
+            assert_eq!(peek(addr)?, 1);
+            Ok(())
         })?;
         Ok(())
     }
@@ -593,9 +649,10 @@ mod tests {
         Ok(())
     }
 
-    /// A fault fills a PMD that the walker passed as none: the walker does not go back, so
-    /// the new page keeps the protection the fault gave it (no uffd bit), as under the C
-    /// walker.
+    /// A fault fills a PMD that the walker passed as none (under `UFFDIO_WRITEPROTECT`, which
+    /// holds only the mmap read lock): the walker does not go back, so the new page keeps the
+    /// protection the fault gave it (no uffd bit), as under the C walker. No retry path: the
+    /// case pins down that neither walker has one here.
     #[test]
     fn fault_behind_the_walker() -> Result {
         under_each_walker(|run, rec| {
