@@ -38,7 +38,6 @@ pub(crate) enum Point {
     /// `change_huge_pmd()`, before it takes the PMD lock.
     HugePmd,
     /// `change_huge_pud()`, before it takes the PUD lock.
-    #[cfg_attr(not(CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD), allow(dead_code))]
     HugePud,
 }
 
@@ -153,6 +152,7 @@ impl Plan {
     }
 
     /// Makes the races planned after the call of `point` counted in `calls` returned.
+    #[cfg_attr(not(CONFIG_TRANSPARENT_HUGEPAGE), allow(dead_code))]
     fn returned(&self, point: Point, calls: usize) {
         self.race(point, self.counts[calls].load(Ordering::Relaxed), true);
     }
@@ -230,6 +230,7 @@ unsafe extern "C" fn map_lock_stub(
 /// # Safety
 ///
 /// Called by `change_huge_pmd()` with its own arguments.
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
 unsafe extern "C" fn huge_pmd_stub(
     tlb: *mut bindings::mmu_gather,
     vma: *mut bindings::vm_area_struct,
@@ -258,7 +259,7 @@ unsafe extern "C" fn huge_pmd_stub(
 /// # Safety
 ///
 /// Called by `change_huge_pud()` with its own arguments.
-#[cfg(CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD)]
+#[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
 unsafe extern "C" fn huge_pud_stub(
     tlb: *mut bindings::mmu_gather,
     vma: *mut bindings::vm_area_struct,
@@ -290,6 +291,7 @@ type MapLock = unsafe extern "C" fn(
     *mut *mut bindings::spinlock_t,
 ) -> *mut bindings::pte_t;
 /// The type of `change_huge_pmd()`.
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
 type HugePmd = unsafe extern "C" fn(
     *mut bindings::mmu_gather,
     *mut bindings::vm_area_struct,
@@ -299,7 +301,7 @@ type HugePmd = unsafe extern "C" fn(
     c_ulong,
 ) -> c_int;
 /// The type of `change_huge_pud()`.
-#[cfg(CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD)]
+#[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
 type HugePud = unsafe extern "C" fn(
     *mut bindings::mmu_gather,
     *mut bindings::vm_area_struct,
@@ -353,9 +355,14 @@ impl Races {
         this.armed = true;
         let (real, stub): (MapLock, MapLock) = (bindings::pte_offset_map_lock, map_lock_stub);
         this.activate(real as *mut c_void, stub as *mut c_void)?;
-        let (real, stub): (HugePmd, HugePmd) = (bindings::change_huge_pmd, huge_pmd_stub);
-        this.activate(real as *mut c_void, stub as *mut c_void)?;
-        #[cfg(CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD)]
+        // Without THP these functions do not exist (`change_huge_pud()` is an inline stub
+        // then, and on architectures without PUD leaves): no huge entry to race on either.
+        #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+        {
+            let (real, stub): (HugePmd, HugePmd) = (bindings::change_huge_pmd, huge_pmd_stub);
+            this.activate(real as *mut c_void, stub as *mut c_void)?;
+        }
+        #[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
         {
             let (real, stub): (HugePud, HugePud) = (bindings::change_huge_pud, huge_pud_stub);
             this.activate(real as *mut c_void, stub as *mut c_void)?;
