@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Build the guest's initramfs into out/guest/initramfs.cpio: busybox,
-# tests/guest/init and the static test programs of tests/guest/*.c, packed
-# by the kernel's gen_init_cpio (so no root is needed for device nodes).
-# Used by scripts/guest.sh and scripts/bench.sh.
+# tests/guest/init, the static test programs of tests/guest/*.c, and
+# Debian's trinity with the shared libraries it needs, an unprivileged user
+# to run it (uid 1000) and /tmp, packed by the kernel's gen_init_cpio (so no
+# root is needed for device nodes).  Used by scripts/guest.sh,
+# scripts/stress.sh and scripts/bench.sh.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,8 +21,17 @@ gen_init_cpio="$build/usr/gen_init_cpio"
 [ -x "$gen_init_cpio" ] || die "no $gen_init_cpio (CONFIG_BLK_DEV_INITRD=y is needed)"
 busybox=/bin/busybox
 [ -x "$busybox" ] || die "no $busybox (Debian package busybox-static)"
+trinity=/usr/bin/trinity
+[ -x "$trinity" ] || die "no $trinity (Debian package trinity: make setup)"
 
 mkdir -p "$work"
+printf 'root:x:0:0:root:/:/bin/sh\ntrinity:x:1000:1000:trinity:/tmp:/bin/sh\n' \
+	>"$work/passwd"
+printf 'root:x:0:\ntrinity:x:1000:\n' >"$work/group"
+# Every library trinity loads, and the dynamic loader, each at the path
+# the binary names (the files behind the symbolic links).
+libs=$(ldd "$trinity" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
+[ -n "$libs" ] || die "ldd $trinity named no libraries"
 {
 	echo "dir /dev 0755 0 0"
 	echo "nod /dev/console 0600 0 0 c 5 1"
@@ -31,6 +42,22 @@ mkdir -p "$work"
 	echo "file /bin/busybox $busybox 0755 0 0"
 	echo "slink /bin/sh busybox 0777 0 0"
 	echo "file /init $root/tests/guest/init 0755 0 0"
+	echo "dir /tmp 01777 0 0"
+	echo "dir /etc 0755 0 0"
+	echo "file /etc/passwd $work/passwd 0644 0 0"
+	echo "file /etc/group $work/group 0644 0 0"
+	# The directories of trinity and its libraries, parents first.
+	for f in $trinity $libs; do
+		d=$(dirname "$f")
+		while [ "$d" != / ]; do
+			echo "$d"
+			d=$(dirname "$d")
+		done
+	done | sort -u | sed 's/.*/dir & 0755 0 0/'
+	echo "file $trinity $trinity 0755 0 0"
+	for lib in $libs; do
+		echo "file $lib $(readlink -f "$lib") 0755 0 0"
+	done
 	for src in "$root"/tests/guest/*.c; do
 		prog=$(basename "$src" .c)
 		gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$work/$prog" "$src"

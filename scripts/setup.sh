@@ -30,6 +30,7 @@ have_all() {
 	command -v "ld.lld-$LLVM_VER" >/dev/null &&
 	command -v qemu-system-x86_64 >/dev/null &&
 	command -v bindgen >/dev/null &&
+	command -v trinity >/dev/null &&
 	[ -n "$(mprs_kernel_tarball)" ] &&
 	[ -d "$(mprs_rust_lib_src)" ] &&
 	[ "$(cat "$stamp" 2>/dev/null)" = "$want_stamp" ]
@@ -71,10 +72,11 @@ fi
 rustver=$(rustc --version | awk '{print $2}') ||
 	die "rustc not found: install a Rust toolchain (rustup) first"
 
-# Packages from the default suites.
+# Packages from the default suites (trinity: the system call fuzzer the
+# guest runs, scripts/initramfs.sh).
 pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
       python3 python3-ply python3-git git rsync kmod dwarves
-      qemu-system-x86 busybox-static b4
+      qemu-system-x86 busybox-static b4 trinity
       "clang-$LLVM_VER" "lld-$LLVM_VER" "llvm-$LLVM_VER" "libclang-$LLVM_VER-dev")
 missing=()
 for p in "${pkgs[@]}"; do
