@@ -23,9 +23,11 @@ use core::{
     ptr,
     sync::atomic::{AtomicPtr, AtomicUsize, Ordering},
 };
+#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+use kernel::ffi::c_int;
 use kernel::{
     bindings,
-    ffi::{c_int, c_long, c_ulong},
+    ffi::{c_long, c_ulong},
     page::PAGE_SIZE,
     prelude::*,
 };
