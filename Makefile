@@ -31,17 +31,23 @@
 #                 check that the tests catch each (not part of make test)
 #   make bench    Rust walker against C walker in the same boot, written
 #                 to results/ (not part of make test)
+#   make stress   the stress program (tests/guest/stress.c) and trinity
+#                 under each walker, STRESS_MINUTES (30) in all, on the
+#                 debug kernel if `make debug` built it, else the test
+#                 kernel; results/stress.md (not part of make test, whose
+#                 guest boot runs both for 20 s each)
 #
 # Variables: KERNEL_SRC=/path/to/git/tree (apply to your own tree),
 # KERNEL_BASE=<commit> (its base, default its HEAD), MPRS_CACHE (cache
-# directory, default ~/.cache/mprotect-rs), JOBS, MPRS_ACCEL=kvm|tcg.
+# directory, default ~/.cache/mprotect-rs), JOBS, MPRS_ACCEL=kvm|tcg,
+# STRESS_MINUTES and STRESS_SEED (make stress).
 
 SHELL := /bin/bash
 S := scripts
 
 .PHONY: all run debug guest-repeat test setup prepare guest series checkpatch rustfmtcheck regress configs \
 	compile-fail rustdoc \
-	bisect-check mutation bench clean
+	bisect-check mutation bench stress clean
 
 all: run
 
@@ -110,6 +116,12 @@ mutation: setup
 # (guest instructions and wall-clock), written to results/.
 bench: run
 	@$(S)/bench.sh
+
+# Not part of `make test`: the stress program and trinity, STRESS_MINUTES
+# (30) in all, STRESS_SEED; on the kernel `make debug` built, else on the
+# one `make run` built (MPRS_KERNEL=test|debug chooses); results/stress.md.
+stress: setup
+	@$(S)/stress.sh
 
 clean:
 	rm -rf out series
