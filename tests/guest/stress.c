@@ -76,6 +76,8 @@
 
 #define WRITERS_PER_REGION 2
 
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
 /* The regions. */
 enum { R_ANON_WP, R_ANON_THP, R_ANON_THP_WP, R_SHMEM_WP, R_SHMEM_THP, NR_R };
 
@@ -124,6 +126,7 @@ enum {
 	OP_FORK, OP_UFFD_WP, OP_UFFD_RESOLVE, OP_WP_FAULT, OP_NUMA_CHANGE,
 	OP_NUMA_CHANGED, OP_MPROTECT_RO, NR_OPS
 };
+
 static const char *const op_name[NR_OPS] = {
 	"write", "verify", "write_segv", "dontneed", "remove",
 	"pageout", "collapse", "collapse_refused", "split_debugfs",
@@ -131,6 +134,7 @@ static const char *const op_name[NR_OPS] = {
 	"fork", "uffd_wp", "uffd_resolve", "wp_fault", "numa_change",
 	"numa_changed_pages", "mprotect_ro",
 };
+
 static unsigned long ops[NR_OPS];
 
 /*
@@ -141,6 +145,7 @@ enum {
 	C_UFFD = NR_R, C_NUMA, C_MADVISE, C_SPLIT, C_MIGRATE, C_FORK,
 	C_MPROTECT, NR_C
 };
+
 static unsigned long failures[NR_C];
 static char first_failure[NR_C][200];
 static const char *skipped[NR_C];
@@ -873,7 +878,8 @@ static const char *const vmstat_names[] = {
 	"thp_file_alloc", "thp_file_mapped", "thp_split_page",
 	"thp_split_pmd", "thp_deferred_split_page",
 };
-#define NR_VMSTAT (sizeof(vmstat_names) / sizeof(vmstat_names[0]))
+
+#define NR_VMSTAT ARRAY_SIZE(vmstat_names)
 
 static void read_vmstat(unsigned long *v)
 {
@@ -902,7 +908,7 @@ static int file_contains(const char *path, const char *what)
 	n = read(fd, buf, sizeof(buf) - 1);
 	close(fd);
 	buf[n > 0 ? n : 0] = '\0';
-	return strstr(buf, what) != NULL;
+	return !!strstr(buf, what);
 }
 
 /* The results, one case each. */
@@ -1020,7 +1026,7 @@ int main(int argc, char **argv)
 		uffd_protect_fn, numa_change_fn, madvise_fn, migrate_fn,
 		fork_fn, mprotect_fn,
 	};
-	enum { NR_OP_THREADS = sizeof(op_threads) / sizeof(op_threads[0]) };
+	enum { NR_OP_THREADS = ARRAY_SIZE(op_threads) };
 	struct writer writers[NR_R * WRITERS_PER_REGION];
 	pthread_t op_thread[NR_OP_THREADS], handler;
 	unsigned long vm0[NR_VMSTAT], vm1[NR_VMSTAT];
@@ -1041,7 +1047,7 @@ int main(int argc, char **argv)
 	suite = argv[1];
 	seconds = atoi(argv[2]);
 	seed = strtoull(argv[3], NULL, 0);
-	host_mode = getenv("MPRS_STRESS_HOST") != NULL;
+	host_mode = !!getenv("MPRS_STRESS_HOST");
 	setvbuf(stdout, NULL, _IONBF, 0);
 	fd = open(WALKER_FILE, O_RDONLY);
 	if (fd >= 0) {
@@ -1146,5 +1152,5 @@ int main(int argc, char **argv)
 	printf("# stress: %s vmstat%s\n", suite, line);
 
 	case_no = 0;
-	return run_tests(suite, tests, sizeof(tests) / sizeof(tests[0])) ? 1 : 0;
+	return run_tests(suite, tests, ARRAY_SIZE(tests)) ? 1 : 0;
 }
