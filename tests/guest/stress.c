@@ -124,7 +124,7 @@ enum {
 	OP_PAGEOUT, OP_COLLAPSE, OP_COLLAPSE_REFUSED, OP_SPLIT_DEBUGFS,
 	OP_SPLIT_MPROTECT, OP_MOVE_PAGES, OP_PAGES_MOVED, OP_MIGRATE_PAGES,
 	OP_FORK, OP_UFFD_WP, OP_UFFD_RESOLVE, OP_WP_FAULT, OP_NUMA_CHANGE,
-	OP_NUMA_CHANGED, OP_MPROTECT_RO, NR_OPS
+	OP_NUMA_CHANGED, OP_MPROTECT_RO, OP_RO_PROBE, NR_OPS
 };
 
 static const char *const op_name[NR_OPS] = {
@@ -132,7 +132,7 @@ static const char *const op_name[NR_OPS] = {
 	"pageout", "collapse", "collapse_refused", "split_debugfs",
 	"split_mprotect", "move_pages", "pages_moved", "migrate_pages",
 	"fork", "uffd_wp", "uffd_resolve", "wp_fault", "numa_change",
-	"numa_changed_pages", "mprotect_ro",
+	"numa_changed_pages", "mprotect_ro", "ro_probe",
 };
 
 static unsigned long ops[NR_OPS];
@@ -579,6 +579,26 @@ static int split_debugfs(struct region *r, uint64_t *s)
 }
 
 /*
+ * While pages [@first, @first + @n) of @r are read-only, a store to them must
+ * fault: probes up to 64 of them with a store of the word's own value (so
+ * that a store that wrongly goes through changes nothing).  A walker that
+ * left a PTE writable is caught here, before any data is lost.
+ */
+static void check_read_only(struct region *r, size_t first, size_t n,
+			    uint64_t *s, int c)
+{
+	for (size_t k = 0; k < 64 && k < n; k++) {
+		size_t i = first + (n <= 64 ? k : rnd(s) % n);
+		volatile uint64_t *p = word0(r, i);
+
+		if (!store_faults(p, *p))
+			fail(c, "%s page %zu: a store went through while it was read-only",
+			     r->name, i);
+		count(OP_RO_PROBE, 1);
+	}
+}
+
+/*
  * mprotect() of part of a PMD: splits the VMA and the PMD mapping, and back:
  * the VMA merges again.
  */
@@ -597,6 +617,8 @@ static void split_mprotect(struct region *r, uint64_t *s)
 	if (mprotect(p, n * PAGE, PROT_READ))
 		fail(C_SPLIT, "mprotect(%s %zu+%zu, PROT_READ): %s", r->name,
 		     first, n, strerror(errno));
+	else
+		check_read_only(r, first, n, s, C_SPLIT);
 	nap(s, 1000);
 	if (mprotect(p, n * PAGE, PROT_READ | PROT_WRITE))
 		fail(C_SPLIT, "mprotect(%s %zu+%zu, PROT_READ|PROT_WRITE): %s",
@@ -771,6 +793,8 @@ static void *mprotect_fn(void *arg)
 		if (mprotect(r->base, r->size, PROT_READ))
 			fail(C_MPROTECT, "mprotect(%s, PROT_READ): %s",
 			     r->name, strerror(errno));
+		else
+			check_read_only(r, 0, r->pages, &s, C_MPROTECT);
 		nap(&s, 2000);
 		if (mprotect(r->base, r->size, PROT_READ | PROT_WRITE))
 			fail(C_MPROTECT, "mprotect(%s, PROT_READ|PROT_WRITE): %s",
@@ -939,9 +963,17 @@ static int uffd_case(void)
 	return result(C_UFFD, ops[OP_UFFD_WP] > 0);
 }
 
+/* /proc/vmstat at the start and at the end of the run. */
+static unsigned long vm0[NR_VMSTAT], vm1[NR_VMSTAT];
+
+/*
+ * The debugfs change with MM_CP_PROT_NUMA ran, and so did task_numa_work()
+ * (its change_prot_numa() alone counts numa_pte_updates).
+ */
 static int numa_case(void)
 {
-	return result(C_NUMA, ops[OP_NUMA_CHANGE] > 0);
+	/* vm*[0]: numa_pte_updates, the first of vmstat_names. */
+	return result(C_NUMA, ops[OP_NUMA_CHANGE] > 0 && vm1[0] > vm0[0]);
 }
 
 static int madvise_case(void)
@@ -969,7 +1001,7 @@ static int fork_case(void)
 
 static int mprotect_case(void)
 {
-	return result(C_MPROTECT, ops[OP_MPROTECT_RO] > 0);
+	return result(C_MPROTECT, ops[OP_MPROTECT_RO] > 0 && ops[OP_RO_PROBE] > 0);
 }
 
 /* run_tests() cannot skip: a skipped case says so and passes (host only). */
@@ -1029,7 +1061,6 @@ int main(int argc, char **argv)
 	enum { NR_OP_THREADS = ARRAY_SIZE(op_threads) };
 	struct writer writers[NR_R * WRITERS_PER_REGION];
 	pthread_t op_thread[NR_OP_THREADS], handler;
-	unsigned long vm0[NR_VMSTAT], vm1[NR_VMSTAT];
 	struct sigaction sa = { .sa_handler = stress_segv,
 				.sa_flags = SA_NODEFER };
 	pthread_rwlockattr_t attr;
