@@ -44,6 +44,10 @@ step() { echo "==> $*"; }
 
 kernel="$build/arch/x86/boot/bzImage"
 [ -f "$kernel" ] || die "no kernel at $kernel: run make run (or make debug) first"
+# The commit the run is of, taken now: the report is written half an hour
+# later.  "+changes" when the guest or the scripts differ from it.
+head=$(git -C "$root" rev-parse --short HEAD)
+git -C "$root" diff --quiet HEAD -- tests scripts || head="$head+changes"
 step "build the guest programs (gcc -static) and the initramfs"
 initramfs=$("$here/initramfs.sh")
 
@@ -82,7 +86,7 @@ cat "$out/splat.log"
 # console and the checks above.
 python3 - "$log" "$out/check.log" "$out/splat.log" "$root/results/stress.md" \
 	"$kernel_name" "$seed" "$minutes" "$secs" "$wall" "$rc" "$qrc" \
-	"$(git -C "$root" rev-parse --short HEAD)" <<'PY'
+	"$head" <<'PY'
 import re
 import sys
 
