@@ -227,63 +227,61 @@ unsafe extern "C" fn map_lock_stub(
     pte
 }
 
-/// The stub of `change_huge_pmd()`.
-///
-/// # Safety
-///
-/// Called by `change_huge_pmd()` with its own arguments.
-#[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
-unsafe extern "C" fn huge_pmd_stub(
-    tlb: *mut bindings::mmu_gather,
-    vma: *mut bindings::vm_area_struct,
-    pmd: *mut bindings::pmd_t,
-    addr: c_ulong,
-    newprot: bindings::pgprot_t,
-    cp_flags: c_ulong,
-) -> c_int {
-    // SAFETY: A stub, in the task that armed it (KUnit redirects only that task).
-    let plan = unsafe { Plan::get() };
-    if let Some(plan) = plan {
-        plan.call(Point::HugePmd, HUGE_PMD);
-    }
-    // SAFETY: The arguments that `change_huge_pmd()` was called with.
-    let ret =
-        unstubbed(|| unsafe { bindings::change_huge_pmd(tlb, vma, pmd, addr, newprot, cp_flags) });
-    if let Some(plan) = plan {
-        plan.found(HUGE_PMD_ZERO, ret == 0);
-        plan.returned(Point::HugePmd, HUGE_PMD);
-    }
-    ret
+/// Defines `$stub`, the stub of `$real()` (`change_huge_pmd()` or `change_huge_pud()`, whose
+/// entry is a `$entry`): it counts the call in counter `$calls` and a 0 result in `$zero`, and
+/// makes the races planned at `$point` before and after the real call.
+macro_rules! huge_stub {
+    ($(#[$attr:meta])* $stub:ident, $real:ident, $entry:ty, $point:expr, $calls:expr, $zero:expr) => {
+        #[doc = concat!("The stub of `", stringify!($real), "()`.")]
+        ///
+        /// # Safety
+        ///
+        #[doc = concat!("Called by `", stringify!($real), "()` with its own arguments.")]
+        $(#[$attr])*
+        unsafe extern "C" fn $stub(
+            tlb: *mut bindings::mmu_gather,
+            vma: *mut bindings::vm_area_struct,
+            entry: *mut $entry,
+            addr: c_ulong,
+            newprot: bindings::pgprot_t,
+            cp_flags: c_ulong,
+        ) -> c_int {
+            // SAFETY: A stub, in the task that armed it (KUnit redirects only that task).
+            let plan = unsafe { Plan::get() };
+            if let Some(plan) = plan {
+                plan.call($point, $calls);
+            }
+            // SAFETY: The arguments that the real function was called with.
+            let ret = unstubbed(|| unsafe {
+                bindings::$real(tlb, vma, entry, addr, newprot, cp_flags)
+            });
+            if let Some(plan) = plan {
+                plan.found($zero, ret == 0);
+                plan.returned($point, $calls);
+            }
+            ret
+        }
+    };
 }
 
-/// The stub of `change_huge_pud()`.
-///
-/// # Safety
-///
-/// Called by `change_huge_pud()` with its own arguments.
-#[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
-unsafe extern "C" fn huge_pud_stub(
-    tlb: *mut bindings::mmu_gather,
-    vma: *mut bindings::vm_area_struct,
-    pud: *mut bindings::pud_t,
-    addr: c_ulong,
-    newprot: bindings::pgprot_t,
-    cp_flags: c_ulong,
-) -> c_int {
-    // SAFETY: A stub, in the task that armed it (KUnit redirects only that task).
-    let plan = unsafe { Plan::get() };
-    if let Some(plan) = plan {
-        plan.call(Point::HugePud, HUGE_PUD);
-    }
-    // SAFETY: The arguments that `change_huge_pud()` was called with.
-    let ret =
-        unstubbed(|| unsafe { bindings::change_huge_pud(tlb, vma, pud, addr, newprot, cp_flags) });
-    if let Some(plan) = plan {
-        plan.found(HUGE_PUD_ZERO, ret == 0);
-        plan.returned(Point::HugePud, HUGE_PUD);
-    }
-    ret
-}
+huge_stub!(
+    #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
+    huge_pmd_stub,
+    change_huge_pmd,
+    bindings::pmd_t,
+    Point::HugePmd,
+    HUGE_PMD,
+    HUGE_PMD_ZERO
+);
+huge_stub!(
+    #[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
+    huge_pud_stub,
+    change_huge_pud,
+    bindings::pud_t,
+    Point::HugePud,
+    HUGE_PUD,
+    HUGE_PUD_ZERO
+);
 
 /// The type of `pte_offset_map_lock()`.
 type MapLock = unsafe extern "C" fn(
