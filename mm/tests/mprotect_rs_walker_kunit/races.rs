@@ -231,7 +231,10 @@ unsafe extern "C" fn map_lock_stub(
 /// entry is a `$entry`): it counts the call in counter `$calls` and a 0 result in `$zero`, and
 /// makes the races planned at `$point` before and after the real call.
 macro_rules! huge_stub {
-    ($(#[$attr:meta])* $stub:ident, $real:ident, $entry:ty, $point:expr, $calls:expr, $zero:expr) => {
+    (
+        $(#[$attr:meta])* $stub:ident, $real:ident, $entry:ty,
+        $point:expr, $calls:expr, $zero:expr
+    ) => {
         #[doc = concat!("The stub of `", stringify!($real), "()`.")]
         ///
         /// # Safety
