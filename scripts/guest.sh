@@ -30,17 +30,11 @@ step "build the guest programs (gcc -static) and the initramfs"
 initramfs=$("$here/initramfs.sh")
 
 accel=$("$here/kvm-probe.sh" "$kernel")
-mapfile -t args < <(mprs_qemu_args)
 step "boot the $kernel_name kernel under QEMU ($accel) and run the user-space checks under each walker"
 t0=$(date +%s)
-set +e
-PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
-	qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio \
-	-monitor none "${args[@]}" -kernel "$kernel" -initrd "$initramfs" \
-	-append "$MPRS_GUEST_CMDLINE${GUEST_STRESS:+ mprs_stress=$GUEST_STRESS}" \
-	</dev/null >"$out/guest.log" 2>&1
-qrc=$?
-set -e
+qrc=0
+mprs_boot_guest "$accel" "$kernel" "$initramfs" "$timeout_s" "$out/guest.log" \
+	"$MPRS_GUEST_CMDLINE${GUEST_STRESS:+ mprs_stress=$GUEST_STRESS}" || qrc=$?
 echo "    booted and ran in $(( $(date +%s) - t0 ))s"
 [ $qrc -eq 0 ] || echo "guest: QEMU exited with $qrc (137: killed after ${timeout_s}s)"
 rm -f "$out/guest.json"

@@ -118,3 +118,18 @@ mprs_kunit_kernel_args() {
 # boot's informational messages.
 MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
 mprs_qemu_args() { grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d'; }
+
+# mprs_boot_guest ACCEL KERNEL INITRAMFS TIMEOUT_S LOG APPEND: boot KERNEL
+# with INITRAMFS and the command line APPEND on the machine of
+# tests/qemu/args under ACCEL (scripts/kvm-probe.sh's answer), the console
+# into LOG, killed after TIMEOUT_S seconds; returns QEMU's exit status
+# (scripts/guest.sh, scripts/stress.sh).
+mprs_boot_guest() {
+	local accel=$1 kernel=$2 initramfs=$3 timeout_s=$4 log=$5 append=$6
+	local args
+	mapfile -t args < <(mprs_qemu_args)
+	PATH="$(mprs_root)/scripts/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
+		qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio \
+		-monitor none "${args[@]}" -kernel "$kernel" -initrd "$initramfs" \
+		-append "$append" </dev/null >"$log" 2>&1
+}

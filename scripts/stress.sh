@@ -52,19 +52,13 @@ step "build the guest programs (gcc -static) and the initramfs"
 initramfs=$("$here/initramfs.sh")
 
 accel=$("$here/kvm-probe.sh" "$kernel")
-mapfile -t args < <(mprs_qemu_args)
 step "boot the $kernel_name kernel under QEMU ($accel): stress and trinity," \
 	"${secs}s each under each walker, seed $seed (timeout ${timeout_s}s)"
 log="$out/console.log"
 t0=$(date +%s)
-set +e
-PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
-	qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio \
-	-monitor none "${args[@]}" -kernel "$kernel" -initrd "$initramfs" \
-	-append "$MPRS_GUEST_CMDLINE mprs_stress_only=1 mprs_stress=$secs mprs_seed=$seed" \
-	</dev/null >"$log" 2>&1
-qrc=$?
-set -e
+qrc=0
+mprs_boot_guest "$accel" "$kernel" "$initramfs" "$timeout_s" "$log" \
+	"$MPRS_GUEST_CMDLINE mprs_stress_only=1 mprs_stress=$secs mprs_seed=$seed" || qrc=$?
 wall=$(($(date +%s) - t0))
 echo "    booted and ran in ${wall}s"
 [ $qrc -eq 0 ] || echo "stress: QEMU exited with $qrc (137: killed after ${timeout_s}s)"
