@@ -6,9 +6,16 @@
 #   make run      set up, prepare the tree, build the test kernel, boot it
 #                 under QEMU, run KUnit, then boot the guest: the user-space
 #                 checks under each walker and the KUnit suite that needs
-#                 its devices (the fast kernel, for iterating)
+#                 its devices, then the kernel's mm selftests under each
+#                 walker (the fast kernel, for iterating)
 #   make debug    the same on the debug kernel (KASAN, lockdep, DEBUG_VM,
 #                 page-table check: tests/debug.kunitconfig)
+#   make selftests  the kernel's mm selftests of tests/selftests/plan.txt
+#                 under each walker, alone, on the kernel `make run` built
+#                 (MPRS_KERNEL=debug: `make debug`'s); part of run and debug
+#   make selftests-survey  every program of the plan under the C walker,
+#                 counting its change_protection() calls
+#                 (results/selftests-survey.md; not part of make test)
 #   make guest-repeat  the guest RUNS=20 times in a row (MPRS_KERNEL=debug
 #                 for the debug kernel; not part of make test)
 #   make test     the full gate: `make run`, `make debug`, the configuration
@@ -45,7 +52,7 @@
 SHELL := /bin/bash
 S := scripts
 
-.PHONY: all run debug guest-repeat test setup prepare guest series checkpatch rustfmtcheck regress configs \
+.PHONY: all run debug selftests selftests-survey guest-repeat test setup prepare guest series checkpatch rustfmtcheck regress configs \
 	compile-fail rustdoc \
 	bisect-check mutation bench stress clean
 
@@ -60,16 +67,28 @@ prepare: setup
 run: prepare
 	@$(S)/kunit.sh
 	@$(S)/guest.sh
+	@$(S)/selftests.sh
 
 # What `make run` does, on the debug kernel (tests/debug.kunitconfig).
 debug: prepare
 	@MPRS_KERNEL=debug $(S)/kunit.sh
 	@MPRS_KERNEL=debug $(S)/guest.sh
+	@MPRS_KERNEL=debug $(S)/selftests.sh
 
 # The guest alone, on the kernel that `make run` built (MPRS_KERNEL=debug:
 # on the one `make debug` built).
 guest:
 	@$(S)/guest.sh
+
+# The mm selftests alone, on the kernel that `make run` built
+# (MPRS_KERNEL=debug: on the one `make debug` built).
+selftests: setup
+	@$(S)/selftests.sh
+
+# Not part of `make test`: which programs of tools/testing/selftests/mm reach
+# change_protection(), on the kernel that `make run` built.
+selftests-survey: setup
+	@SELFTESTS_MODE=survey $(S)/selftests.sh
 
 # The guest RUNS times in a row (20), on MPRS_KERNEL's kernel (test or debug),
 # after `make run` or `make debug`; results/guest-repeat-KERNEL.md.

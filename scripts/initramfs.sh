@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# Build the guest's initramfs into out/guest/initramfs.cpio: busybox,
-# tests/guest/init, the static test programs of tests/guest/*.c, and
+# initramfs.sh [NAME EXTRA]
+#
+# Build the guest's initramfs into out/guest/NAME.cpio (initramfs.cpio):
+# busybox, tests/guest/init and selftests.sh, the static test programs of
+# tests/guest/*.c, the gen_init_cpio lines of the file EXTRA if given, and
 # Debian's trinity with the shared libraries it needs, an unprivileged user
-# to run it (uid 1000) and /tmp, packed by the kernel's gen_init_cpio (so no
-# root is needed for device nodes).  Used by scripts/guest.sh,
-# scripts/stress.sh and scripts/bench.sh.
+# to run it (uid 1000), nobody (for on-fault-limit) and /tmp, packed by the
+# kernel's gen_init_cpio (so no root is needed for device nodes).  Used by
+# scripts/guest.sh, scripts/stress.sh, scripts/bench.sh and, with the mm
+# selftests in EXTRA, scripts/selftests.sh.  Prints the file's path.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -14,6 +18,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(mprs_root)
 build=$(mprs_build)
 work="$root/out/guest"
+name=${1:-initramfs}
+extra=${2:-}
 
 die() { echo "initramfs: ERROR: $*" >&2; exit 1; }
 
@@ -25,9 +31,9 @@ trinity=/usr/bin/trinity
 [ -x "$trinity" ] || die "no $trinity (Debian package trinity: make setup)"
 
 mkdir -p "$work"
-printf 'root:x:0:0:root:/:/bin/sh\ntrinity:x:1000:1000:trinity:/tmp:/bin/sh\n' \
-	>"$work/passwd"
-printf 'root:x:0:\ntrinity:x:1000:\n' >"$work/group"
+printf '%s\n' 'root:x:0:0:root:/:/bin/sh' 'trinity:x:1000:1000:trinity:/tmp:/bin/sh' \
+	'nobody:x:65534:65534:nobody:/tmp:/bin/sh' >"$work/passwd"
+printf '%s\n' 'root:x:0:' 'trinity:x:1000:' 'nogroup:x:65534:' >"$work/group"
 # Every library trinity loads, and the dynamic loader, each at the path
 # the binary names (the files behind the symbolic links).
 libs=$(ldd "$trinity" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }')
@@ -42,6 +48,7 @@ libs=$(ldd "$trinity" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { 
 	echo "file /bin/busybox $busybox 0755 0 0"
 	echo "slink /bin/sh busybox 0777 0 0"
 	echo "file /init $root/tests/guest/init 0755 0 0"
+	echo "file /selftests.sh $root/tests/guest/selftests.sh 0644 0 0"
 	echo "dir /tmp 01777 0 0"
 	echo "dir /etc 0755 0 0"
 	echo "file /etc/passwd $work/passwd 0644 0 0"
@@ -63,6 +70,7 @@ libs=$(ldd "$trinity" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { 
 		gcc -static -O2 -Wall -Wextra -Werror -pthread -o "$work/$prog" "$src"
 		echo "file /$prog $work/$prog 0755 0 0"
 	done
-} >"$work/initramfs.list"
-"$gen_init_cpio" "$work/initramfs.list" >"$work/initramfs.cpio"
-echo "$work/initramfs.cpio"
+	[ -z "$extra" ] || cat "$extra"
+} >"$work/$name.list"
+"$gen_init_cpio" "$work/$name.list" >"$work/$name.cpio"
+echo "$work/$name.cpio"

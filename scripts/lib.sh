@@ -117,17 +117,35 @@ mprs_kunit_kernel_args() {
 # prints warnings and worse (scripts/splat-check.py reads them), not the
 # boot's informational messages.
 MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
-mprs_qemu_args() { grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d'; }
+# The mm selftests' guest (scripts/selftests.sh): no KUnit suite at boot,
+# no device-DAX.
+MPRS_SELFTESTS_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.enable=0 panic=-1 brd.rd_nr=1 brd.rd_size=65536"
+# mprs_qemu_args [VCPUS_PER_NODE]: those arguments, one per line; with
+# VCPUS_PER_NODE (1 in the file), as many vCPUs (a core each) on each node.
+mprs_qemu_args() {
+	local v=${1:-1}
+	grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d' |
+		awk -v v="$v" '
+		v > 1 && /^2,sockets=2,cores=1,threads=1$/ {
+			print 2 * v ",sockets=2,cores=" v ",threads=1"; next }
+		v > 1 && /^node,nodeid=[01],cpus=[01],/ {
+			n = substr($0, 13, 1)
+			sub(/cpus=[01]/, "cpus=" n * v "-" n * v + v - 1) }
+		{ print }'
+}
 
-# mprs_boot_guest ACCEL KERNEL INITRAMFS TIMEOUT_S LOG APPEND: boot KERNEL
-# with INITRAMFS and the command line APPEND on the machine of
-# tests/qemu/args under ACCEL (scripts/kvm-probe.sh's answer), the console
+# mprs_boot_guest ACCEL KERNEL INITRAMFS TIMEOUT_S LOG APPEND [QEMU_ARG...]:
+# boot KERNEL with INITRAMFS and the command line APPEND on the machine of
+# tests/qemu/args (MPRS_VCPUS_PER_NODE vCPUs on each node, 1 by default),
+# plus QEMU_ARGs, under ACCEL (scripts/kvm-probe.sh's answer), the console
 # into LOG, killed after TIMEOUT_S seconds; returns QEMU's exit status
-# (scripts/guest.sh, scripts/stress.sh).
+# (scripts/guest.sh, scripts/stress.sh, scripts/selftests.sh).
 mprs_boot_guest() {
 	local accel=$1 kernel=$2 initramfs=$3 timeout_s=$4 log=$5 append=$6
 	local args
-	mapfile -t args < <(mprs_qemu_args)
+	shift 6
+	mapfile -t args < <(mprs_qemu_args "${MPRS_VCPUS_PER_NODE:-1}")
+	args+=("$@")
 	PATH="$(mprs_root)/scripts/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
 		qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio \
 		-monitor none "${args[@]}" -kernel "$kernel" -initrd "$initramfs" \

@@ -73,10 +73,13 @@ rustver=$(rustc --version | awk '{print $2}') ||
 	die "rustc not found: install a Rust toolchain (rustup) first"
 
 # Packages from the default suites (trinity: the system call fuzzer the
-# guest runs, scripts/initramfs.sh).
+# guest runs, scripts/initramfs.sh; libnuma-dev and libcap-dev: the static
+# libraries of the kernel's mm selftests, scripts/selftests-build.sh;
+# xfsprogs: the XFS file system they need, scripts/selftests.sh).
 pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
       python3 python3-ply python3-git git rsync kmod dwarves
-      qemu-system-x86 busybox-static b4 trinity
+      qemu-system-x86 busybox-static b4 trinity libnuma-dev libcap-dev
+      xfsprogs
       "clang-$LLVM_VER" "lld-$LLVM_VER" "llvm-$LLVM_VER" "libclang-$LLVM_VER-dev")
 missing=()
 for p in "${pkgs[@]}"; do
