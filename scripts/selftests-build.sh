@@ -49,8 +49,8 @@ make -C "$tree/tools/testing/selftests/mm" -j"${JOBS:-2}" OUTPUT="$dir/bin" \
 	echo "file /mm/plan.txt $plan 0644 0 0"
 	for p in $progs; do
 		# A program linked static has no program interpreter.
-		! readelf -l "$dir/bin/$p" | grep -q INTERP ||
-			die "$dir/bin/$p is not linked static"
+		hdrs=$(readelf -l "$dir/bin/$p") || die "no program $dir/bin/$p"
+		! grep -q INTERP <<<"$hdrs" || die "$dir/bin/$p is not linked static"
 		echo "file /mm/$p $dir/bin/$p 0755 0 0"
 	done
 } >"$2"

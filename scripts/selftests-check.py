@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # selftests-check.py --mode MODE --plan PLAN --expected EXPECTED
-#                    --summary SUMMARY_MD CONSOLE_LOG KUNIT_JSON
+#                    --summary SUMMARY_MD [--only ERE] CONSOLE_LOG KUNIT_JSON
 #
 # The gate of the kernel's mm selftests in the guest (scripts/selftests.sh).
 # MODE is the kernel (test or debug) or "survey".  For every program that
 # PLAN (tests/selftests/plan.txt) runs on MODE's kernel, the kunit.py JSON
-# must hold the suites mm_NAME_c and mm_NAME_rust, and:
+# must hold the suites mm_NAME_c and mm_NAME_rust, the log one line of
+# counts for each, and:
 #
 #  - the two walkers' results are identical: the same subtests, in the same
 #    order, with the same status, and the same class of exit status (a
@@ -18,19 +19,25 @@
 #  - the program exits 0, or 4 (kselftest's skip) with all its subtests
 #    skipped, or 1 with failed subtests: any other exit (a crash, a kill at
 #    the time limit, a bail-out before the plan) must be listed as EXIT=N,
-#    and results that do not meet the plan as PLAN;
-#  - it reaches change_protection() beyond the baseline of a static program
-#    that does nothing if, and only if, PLAN's REACHES column says "yes".
+#    results that do not meet the plan as PLAN, and output that kunit.py
+#    reads with errors as KTAP;
+#  - it reaches change_protection() on memory a walker handles beyond the
+#    baseline of a static program that does nothing if, and only if, PLAN's
+#    REACHES column says "yes";
+#  - under the Rust walker every such call went to the Rust walker, under
+#    the C walker none did.
 #
 # EXPECTED: lines "KERNELS | PROGRAM | STATUS | SUBTEST", STATUS one of
-# SKIP, FAIL, EXIT=N or PLAN (its results do not meet its plan; SUBTEST
-# then "-"), KERNELS "test", "debug" or
-# "test+debug"; each block of entries follows a comment that starts with
-# "# reason:".  An entry that this run did not need is reported, as stale.
+# SKIP, FAIL, EXIT=N, PLAN or KTAP (SUBTEST then "-"), KERNELS "test",
+# "debug" or "test+debug"; each block of entries follows a comment that
+# starts with "# reason:".  An entry for a program the plan does not run on
+# the kernel it names, or that this run did not need (stale), fails the run
+# too: the list stays exact.
 #
-# In survey mode (C walker only, every program of the plan) nothing is
-# gated: the summary lists, per program, its results, its time and how
-# often it reached change_protection().  SUMMARY_MD gets a Markdown summary.
+# In survey mode (C walker only, every program of the plan) the results
+# are not gated, only that each program ran and was counted; the summary
+# lists, per program, its results, its time and how often it reached
+# change_protection().  SUMMARY_MD gets a Markdown summary.
 import argparse
 import json
 import re
@@ -38,25 +45,37 @@ import sys
 
 EXIT_LINE = re.compile(
     r"# selftests: mm_(\S+)_(c|rust) exit=(\d+) seconds=(\d+) "
-    r"change_protection=(\d+) hugetlb=(\d+)")
+    r"change_protection=(\d+) hugetlb=(\d+) rust_walker=(\d+)")
+STATUSES = re.compile(r"SKIP|FAIL|PLAN|KTAP|EXIT=\d+")
 
 
 def read_plan(path):
-    plan = []
+    plan, names = [], set()
     with open(path) as f:
-        for line in f:
+        for i, line in enumerate(f, 1):
             if line.startswith("#") or len(line.split()) < 5:
                 continue
             name, kernels, reaches, secs, *cmd = line.split()
+            if name in names:
+                sys.exit(f"selftests-check: {path}:{i}: {name} is in the plan twice")
+            if reaches not in ("yes", "no"):
+                sys.exit(f"selftests-check: {path}:{i}: REACHES is yes or no")
+            names.add(name)
             plan.append((name, kernels.split("+"), reaches, int(secs), " ".join(cmd)))
     return plan
 
 
-def read_expected(path, kernel):
-    """{(program, status, subtest)} for KERNEL, and the parse errors."""
+def read_expected(path, kernel, programs):
+    """{(program, status, subtest): line} for KERNEL, and the errors: lines
+    that are not entries, entries without a reason, for no program of the
+    plan or for no kernel."""
     entries, errors = {}, []
     reason = False
-    with open(path) as f:
+    try:
+        f = open(path)
+    except OSError as e:
+        return entries, [f"{path}: {e}"]
+    with f:
         for i, line in enumerate(f, 1):
             line = line.rstrip("\n")
             if not line.strip():
@@ -66,13 +85,18 @@ def read_expected(path, kernel):
                 reason = reason or line.startswith("# reason:")
                 continue
             parts = [p.strip() for p in line.split(" | ", 3)]
-            if len(parts) != 4 or not (parts[2] in ("SKIP", "FAIL", "PLAN")
-                                       or re.fullmatch(r"EXIT=\d+", parts[2])):
+            if len(parts) != 4 or not STATUSES.fullmatch(parts[2]):
                 errors.append(f"{path}:{i}: not KERNELS | PROGRAM | STATUS | SUBTEST")
                 continue
+            kernels, prog, status, sub = parts
             if not reason:
                 errors.append(f"{path}:{i}: no '# reason:' comment above it")
-            kernels, prog, status, sub = parts
+            if not kernels or not set(kernels.split("+")) <= {"test", "debug"}:
+                errors.append(f"{path}:{i}: KERNELS is test, debug or test+debug")
+            if prog not in programs:
+                errors.append(f"{path}:{i}: {prog} is no program of the plan")
+            if (status in ("SKIP", "FAIL")) == (sub == "-"):
+                errors.append(f"{path}:{i}: SUBTEST is '-' exactly for EXIT=N, PLAN and KTAP")
             if kernel in kernels.split("+"):
                 entries[(prog, status, sub)] = i
     return entries, errors
@@ -123,6 +147,8 @@ def main():
     ap.add_argument("--plan", required=True)
     ap.add_argument("--expected", required=True)
     ap.add_argument("--summary", required=True)
+    ap.add_argument("--only", default="",
+                    help="only the programs whose NAME matches (SELFTESTS_ONLY)")
     ap.add_argument("log")
     ap.add_argument("json")
     a = ap.parse_args()
@@ -132,13 +158,18 @@ def main():
     reaches_of = {p[0]: p[2] for p in plan}
     survey = a.mode == "survey"
     walkers = ("c",) if survey else ("c", "rust")
-    progs = [p for p in plan if survey or a.mode in p[1]]
+    progs = [p for p in plan if (survey or a.mode in p[1]) and re.search(a.only, p[0])]
     ok = True
     with open(a.log, errors="replace") as f:
         log = f.read()
-    runs = {}
+    runs, rust_calls = {}, {}
     for m in EXIT_LINE.finditer(log):
-        runs[(m.group(1), m.group(2))] = tuple(int(x) for x in m.group(3, 4, 5, 6))
+        key = (m.group(1), m.group(2))
+        if key in runs:
+            print(f"selftests-check: mm_{key[0]}_{key[1]} ran twice")
+            ok = False
+        runs[key] = tuple(int(x) for x in m.group(3, 4, 5, 6))
+        rust_calls[key] = int(m.group(7))
     base = {}
     for m in re.finditer(r"# selftests: baseline(@\w+)? exit=0 change_protection=(\d+) "
                          r"hugetlb=0", log):
@@ -159,7 +190,7 @@ def main():
     except (OSError, ValueError) as e:
         print(f"selftests-check: no usable kunit.py results: {e}")
         results = {}
-    expected, errors = read_expected(a.expected, a.mode)
+    expected, errors = read_expected(a.expected, a.mode, {p[0] for p in plan})
     for e in errors:
         print(f"selftests-check: {e}")
         ok = False
@@ -186,6 +217,15 @@ def main():
     for name, _, _, _, cmd in progs:
         sides = table[name]
         for w, (cs, errs, (rc, _, _, _)) in sides.items():
+            # Every call a walker handled went to the walker selected: the
+            # Rust walker's count is all of them under Rust, none under C.
+            _, _, (_, _, cp, h) = sides[w]
+            want = cp - h if w == "rust" else 0
+            if rust_calls[(name, w)] != want:
+                print(f"selftests-check: mm_{name}_{w}: {rust_calls[(name, w)]} calls of "
+                      f"the Rust walker, not {want} ({cp} to change_protection(), "
+                      f"{h} of them hugetlb)")
+                ok = False
             # The plan's REACHES column must hold.
             if not survey and (beyond(name, cmd, w) > 0) != (reaches_of[name] == "yes"):
                 print(f"selftests-check: mm_{name}_{w}: {beyond(name, cmd, w)} calls to "
@@ -213,8 +253,14 @@ def main():
             fails = sum(1 for _, st in cs if st not in ("PASS", "SKIP"))
             normal = (rc == 0 or (rc == 4 and all(st == "SKIP" for _, st in cs))
                       or (rc == 1 and fails))
-            if errs:
-                normal = False
+            if errs and not survey:
+                key = (name, "KTAP", "-")
+                if key in expected:
+                    used.add(key)
+                else:
+                    print(f"selftests-check: mm_{name}_{w}: {errs} KTAP errors in kunit.py's "
+                          f"reading of its output (not in {a.expected})")
+                    ok = False
             if (name, w) in mismatch and not survey:
                 key = (name, "PLAN", "-")
                 if key in expected:
@@ -230,8 +276,7 @@ def main():
                     used.add(key)
                 else:
                     print(f"selftests-check: mm_{name}_{w}: {exit_class(rc)}, "
-                          f"{fails} failed subtests, {errs} KTAP errors "
-                          f"(not in {a.expected})")
+                          f"{fails} failed subtests (not in {a.expected})")
                     ok = False
         if len(sides) == 2:
             c, r = sides["c"], sides["rust"]
@@ -250,9 +295,14 @@ def main():
                         print(f"    {' ' * len(str(i + 1))}  Rust {rr[1]} {rr[0]!r}")
     if not survey:
         for key, line in sorted(expected.items(), key=lambda kv: kv[1]):
-            if key not in used and any(key[0] == p[0] for p in progs):
+            if not any(key[0] == p[0] and a.mode in p[1] for p in plan):
+                print(f"selftests-check: {a.expected}:{line}: for the {a.mode} kernel, "
+                      f"where the plan does not run {key[0]}")
+                ok = False
+            elif key not in used and any(key[0] == p[0] for p in progs):
                 print(f"selftests-check: {a.expected}:{line}: stale on the "
                       f"{a.mode} kernel: {' | '.join(key)}")
+                ok = False
 
     with open(a.summary, "w") as f:
         if survey:

@@ -6,18 +6,20 @@
 # selftests of /mm/plan.txt (tests/selftests/plan.txt), built static into
 # /mm/, and prints their KTAP.
 #
-#   MODE=test or debug: the programs whose KERNELS column names MODE, once
-#   under each walker, C first; program NAME under walker W becomes the
-#   suite mm_NAME_W, whose cases are the program's own KTAP results.
+#   MODE=test or debug: the programs whose KERNELS column names MODE, each
+#   once under each walker, back to back (C first for one program, Rust
+#   first for the next); program NAME under walker W becomes the suite
+#   mm_NAME_W, whose cases are the program's own KTAP results.
 #   MODE=survey: every program of the plan once, under the C walker only,
 #   to count how often each reaches change_protection().
 #
 # After each program a line
-#   # selftests: SUITE exit=RC seconds=S change_protection=N hugetlb=H
+#   # selftests: SUITE exit=RC seconds=S change_protection=N hugetlb=H rust_walker=R
 # gives its exit status (137: killed at its time limit), its time, and how
-# often it (and what it started) called change_protection() and, of those,
-# hugetlb_change_protection() (which no walker handles): kprobe events,
-# counted while disabled for tracing, so nothing is written to the trace.
+# often it (and what it started) called change_protection(), and of those
+# hugetlb_change_protection() (which no walker handles) and
+# rust_change_protection_range() (the Rust walker): kprobe events, counted
+# while disabled for tracing, so nothing is written to the trace.
 
 mode=$($bb sed -n 's/.*mprs_selftests=\([a-z]*\).*/\1/p' /proc/cmdline)
 plan=/mm/plan.txt
@@ -45,11 +47,12 @@ st_setup() {
 	echo "# selftests: $($bb grep HugePages_Total /proc/meminfo)"
 	[ -e $tr/kprobe_events ] || $bb mount -t tracefs tracefs $tr 2>/dev/null
 	for e in "p:mprs/cp change_protection" \
-		 "p:mprs/cp_hugetlb hugetlb_change_protection"; do
+		 "p:mprs/cp_hugetlb hugetlb_change_protection" \
+		 "p:mprs/cp_rust rust_change_protection_range"; do
 		echo "$e" >> $tr/kprobe_events 2>/dev/null || bad="$bad kprobe($e)"
 	done
 	echo 0 > $tr/tracing_on
-	for e in cp cp_hugetlb; do
+	for e in cp cp_hugetlb cp_rust; do
 		echo 1 > $tr/events/mprs/$e/enable 2>/dev/null || bad="$bad enable($e)"
 	done
 	st_cpus 0
@@ -74,11 +77,19 @@ st_cpus() {
 }
 
 # st_exec SECONDS [cpus=4] [@USER] PROGRAM ARGS...: run PROGRAM (of /mm/
-# unless a path) from /mm (ksm_functional_tests runs ./ksm_functional_tests),
-# with all four vCPUs online if cpus=4 is given, as USER if given, killed after SECONDS, its output into
-# $out; sets $rc, $t (seconds), $cp and $h (its change_protection() and
-# hugetlb_change_protection() calls, and those of the busybox applets that
-# start it).
+# unless a path) from /mm (ksm_functional_tests runs
+# ./ksm_functional_tests), with all four vCPUs online if cpus=4 is given,
+# as USER if given, its output into $out.  Sets $rc (137 when it was
+# killed at SECONDS, or its status is lost), $t (seconds), and $cp, $h and
+# $rs: the calls to change_protection(), hugetlb_change_protection() and
+# rust_change_protection_range() (the Rust walker) of the program, what it
+# started, and the busybox applets that start it.
+#
+# Through a pipe, as run_vmtests.sh runs them: protection_keys loses most of
+# its output when it is a file.  The pipe also makes the run last until the
+# last process holding it exits; at SECONDS a watchdog kills every process
+# but init (this shell, PID 1), children and grandchildren included, and
+# after each run whatever is left is killed too, before the counts are read.
 out=/tmp/selftest.out
 st_exec() {
 	secs=$1
@@ -89,24 +100,64 @@ st_exec() {
 	[ -z "$cpus" ] || st_cpus 1
 	case $1 in /*) prog=$1 ;; *) prog=/mm/$1 ;; esac
 	shift
-	cp0=$(hits cp) h0=$(hits cp_hugetlb)
+	$bb rm -f /tmp/selftest.rc
+	cp0=$(hits cp) h0=$(hits cp_hugetlb) rs0=$(hits cp_rust)
 	t0=$($bb date +%s)
-	# Through a pipe, as run_vmtests.sh runs them: protection_keys loses
-	# most of its output when it is a file.
+	$bb sh -c "$bb sleep $secs; kill -9 -1" &
+	dog=$!
 	if [ -n "$user" ]; then
-		{ (cd /mm && $bb timeout -s KILL "$secs" \
-			$bb su -s /bin/sh "$user" -c "exec $prog $*") < /dev/null
+		{ (cd /mm && exec $bb su -s /bin/sh "$user" -c "exec $prog $*") < /dev/null
 		  echo $? > /tmp/selftest.rc; } 2>&1 | $bb cat > $out
 	else
-		{ (cd /mm && $bb timeout -s KILL "$secs" "$prog" "$@") < /dev/null
+		{ (cd /mm && exec "$prog" "$@") < /dev/null
 		  echo $? > /tmp/selftest.rc; } 2>&1 | $bb cat > $out
 	fi
-	rc=$($bb cat /tmp/selftest.rc)
+	kill -9 "$dog" 2>/dev/null
+	# From PID 1, kill(-1) spares only this shell.
+	kill -9 -1 2>/dev/null
+	wait
+	rc=$($bb cat /tmp/selftest.rc 2>/dev/null) || rc=137
 	t=$(($($bb date +%s) - t0))
-	cp=$(($(hits cp) - cp0)) h=$(($(hits cp_hugetlb) - h0))
-	# What a killed program left behind.
-	[ -z "$user" ] || $bb su -s /bin/sh "$user" -c "$bb kill -9 -1" 2>/dev/null
+	cp=$(($(hits cp) - cp0)) h=$(($(hits cp_hugetlb) - h0)) rs=$(($(hits cp_rust) - rs0))
 	[ -z "$cpus" ] || st_cpus 0
+}
+
+# st_ktap: the program's output ($out) as the KTAP of one suite, one level
+# down, on standard output: its version lines dropped (the suite's are
+# ours), every line ended.  Its result lines are made what kunit.py reads
+# whole: "ok N # SKIP reason" (kselftest's skip without a name) gets the
+# reason as its name, and the XFAIL, XPASS and TODO directives, whose
+# results kunit.py would read as passes without a name, become part of the
+# name, in brackets; a "#" left in a name becomes "-" (kunit.py ends a name
+# at the first "#").  $1: the plan to print instead of the program's.
+st_ktap() {
+	$bb awk -v plan="$1" '
+	/^K?TAP version/ { next }
+	/^1\.\.[0-9]+/ && !planned { planned = 1; print "    1.." plan; next }
+	/^(ok|not ok) [0-9]+/ {
+		r = $0
+		head = r; sub(/ [0-9]+.*/, "", head)
+		num = r; sub(/^(ok|not ok) /, "", num); sub(/[^0-9].*/, "", num)
+		rest = r; sub(/^(ok|not ok) [0-9]+ ?(- )?/, "", rest)
+		name = rest; dir = ""
+		i = index(rest, "# ")
+		if (i == 1 || (i > 1 && substr(rest, i - 1, 1) == " ")) {
+			name = substr(rest, 1, i - 1); dir = substr(rest, i + 2)
+		}
+		sub(/ +$/, "", name)
+		if (dir ~ /^(SKIP|skip)/) {
+			reason = dir; sub(/^(SKIP|skip) ?/, "", reason)
+			if (name == "") name = reason
+			gsub(/#/, "-", name)
+			print "    " head " " num " " name " # SKIP " reason
+			next
+		}
+		if (dir != "") name = (name == "" ? "" : name " ") "[" dir "]"
+		gsub(/#/, "-", name)
+		print "    " head " " num " " name
+		next
+	}
+	{ print "    " $0 }' $out
 }
 
 # st_run WALKER NAME SECONDS COMMAND...: run one program under WALKER and
@@ -116,22 +167,22 @@ st_run() {
 	shift 2
 	suite=mm_${name}_$w
 	n=$((n + 1))
+	sel=1
+	select "$w" || sel=0
 	st_exec "$@"
 	echo "    KTAP version 1"
 	echo "    # Subtest: $suite"
 	kplan=$($bb sed -n 's/^1\.\.\([0-9][0-9]*\).*/\1/p' $out | $bb head -n 1)
 	res=
 	if [ -n "$kplan" ]; then
-		# The program's own KTAP, one level down; its version line is ours.
 		# A plan its results do not meet (a program killed, or one whose
 		# buffered output was lost) becomes the number of its results, so
 		# that kunit.py does not read the next program's lines as its.
 		res=$($bb grep -c '^\(ok\|not ok\) [0-9]' $out)
-		$bb sed -e '/^K\{0,1\}TAP version/d' \
-			-e "s/^1\.\.$kplan\b/1..$res/" -e 's/^/    /' $out
+		st_ktap "$res"
 	else
 		# No KTAP of its own: its output as diagnostics, one case: its exit.
-		$bb sed 's/^/    # /' $out
+		$bb awk '{ print "    # " $0 }' $out
 		echo "    1..1"
 		case $rc in
 		0) echo "    ok 1 $name" ;;
@@ -139,7 +190,8 @@ st_run() {
 		*) echo "    not ok 1 $name" ;;
 		esac
 	fi
-	echo "# selftests: $suite exit=$rc seconds=$t change_protection=$cp hugetlb=$h"
+	[ $sel = 1 ] || echo "# selftests: could not select the $w walker for $suite"
+	echo "# selftests: $suite exit=$rc seconds=$t change_protection=$cp hugetlb=$h rust_walker=$rs"
 	[ -z "$res" ] || [ "$res" = "$kplan" ] ||
 		echo "# selftests: $suite plan-mismatch: plan=$kplan results=$res"
 	case $rc in
@@ -158,6 +210,7 @@ st_lines() {
 	}' $plan
 }
 
+[ $$ = 1 ] || echo "# selftests: could not run as PID 1, which kill -9 -1 spares"
 st_setup
 # The baselines: what starting a static program that does nothing costs,
 # as root and as nobody (/nop: tests/guest/nop.c).
@@ -165,16 +218,19 @@ st_exec 60 /nop
 echo "# selftests: baseline exit=$rc change_protection=$cp hugetlb=$h"
 st_exec 60 @nobody /nop
 echo "# selftests: baseline@nobody exit=$rc change_protection=$cp hugetlb=$h"
+# Each program under both walkers back to back, C first for one program,
+# Rust first for the next, so that what a program leaves behind weighs on
+# neither walker alone.
 if [ "$mode" = survey ]; then walkers=c; else walkers="c rust"; fi
-total=$(( $(st_lines | $bb wc -l) * $($bb echo $walkers | $bb wc -w) ))
+st_lines > /tmp/selftest.plan
+total=$(( $($bb wc -l < /tmp/selftest.plan) * $($bb echo $walkers | $bb wc -w) ))
 echo "KTAP version 1"
 echo "1..$total"
 n=0
-for w in $walkers; do
-	select "$w" || echo "# selftests: could not select the $w walker"
-	st_lines > /tmp/selftest.plan
-	while read -r name secs cmd; do
+while read -r name secs cmd; do
+	for w in $walkers; do
 		# shellcheck disable=SC2086 # the command's words
 		st_run "$w" "$name" "$secs" $cmd
-	done < /tmp/selftest.plan
-done
+	done
+	[ "$walkers" = c ] || { [ "$walkers" = "c rust" ] && walkers="rust c" || walkers="c rust"; }
+done < /tmp/selftest.plan
