@@ -72,6 +72,12 @@ present=$(cd "$root" && git ls-files -co --exclude-standard -- $MPRS_OVERLAY_DIR
 orphans=$(comm -23 <(printf '%s\n' "$present") <(printf '%s\n' "$listed"))
 [ -z "$orphans" ] || die "overlay files in no patch (add them to a patches/*/files): $orphans"
 
+# The diffs apply exactly to Debian's 7.3 (the cache's tree): a three-way
+# merge there would hide a diff gone stale, which only a fresh tree, one
+# without the blobs the merge uses, would then find.  A tree of your own
+# (KERNEL_SRC) gets the merge.
+threeway=
+[ -z "${KERNEL_SRC:-}" ] || threeway=--3way
 index=$(g rev-parse --absolute-git-dir)/mprs-index
 trap 'rm -f "$index"' EXIT
 prev=$base
@@ -79,7 +85,7 @@ for p in "$root"/patches/[0-9]*/; do
 	p=${p%/}
 	GIT_INDEX_FILE=$index g read-tree "$prev"
 	if [ -f "$p/edits.diff" ]; then
-		if ! msg=$(cd "$tree" && GIT_INDEX_FILE=$index git apply --cached --3way "$p/edits.diff" 2>&1); then
+		if ! msg=$(cd "$tree" && GIT_INDEX_FILE=$index git apply --cached $threeway "$p/edits.diff" 2>&1); then
 			echo "$msg" >&2
 			die "$(basename "$p")/edits.diff does not apply to $tree"
 		fi
