@@ -38,6 +38,9 @@
 #                 check that the tests catch each (not part of make test)
 #   make bench    Rust walker against C walker in the same boot, written
 #                 to results/ (not part of make test)
+#   make profile  the workloads of make bench sampled with /proc/profile
+#                 under -icount, each sample resolved to the (inlined)
+#                 function it hit: results/profile.md (not part of make test)
 #   make stress   the stress program (tests/guest/stress.c) and trinity
 #                 under each walker, STRESS_MINUTES (30) in all, on the
 #                 debug kernel if `make debug` built it, else the test
@@ -54,7 +57,7 @@ S := scripts
 
 .PHONY: all run debug selftests selftests-survey guest-repeat test setup prepare guest series checkpatch rustfmtcheck regress configs \
 	compile-fail rustdoc \
-	bisect-check mutation bench stress clean
+	bisect-check mutation bench profile stress clean
 
 all: run
 
@@ -135,6 +138,11 @@ mutation: setup
 # (guest instructions and wall-clock), written to results/.
 bench: run
 	@$(S)/bench.sh
+
+# Not part of `make test`: where each walker's instructions go, per page, on
+# the workloads of make bench (results/profile.md).
+profile: prepare
+	@$(S)/profile.sh
 
 # Not part of `make test`: the stress program and trinity, STRESS_MINUTES
 # (30) in all, STRESS_SEED; on the kernel `make debug` built, else on the

@@ -89,6 +89,7 @@ mutations=(
                         break;
                     }''')"
 "PFN of a write-upgraded sub-batch off by one page|sub(s, '''let mut ptent = ptent.advance_pfn(off);''', '''let mut ptent = ptent.advance_pfn(off + usize::from(off > 0));''')"
+"TLB flush (tlb_flush_pte_range()) dropped where the write upgrade applies|sub(s, '''if Pte::needs_flush(oldpte, ptent) {''', '''if Pte::needs_flush(oldpte, ptent) && !set_write {''')"
 )
 
 # MUTATIONS="1 3" runs only those (numbered from 1).

@@ -9,6 +9,8 @@
 
 #include <linux/types.h>
 
+struct mmu_gather;
+
 #ifdef CONFIG_MPROTECT_TEST_HOOKS
 #include <kunit/static_stub.h>
 /*
@@ -79,9 +81,38 @@ int mprotect_race_for_kunit(unsigned long addr, unsigned long len,
 
 int mprotect_snapshot_for_kunit(unsigned long start, unsigned long end,
 				u64 *out);
+
+/* The words of mprotect_gather_for_kunit(). */
+enum {
+	MPROTECT_GATHER_START = 0,	/* the range to flush, 0 and 0 if none */
+	MPROTECT_GATHER_END = 1,
+	MPROTECT_GATHER_FLAGS = 2,	/* MPROTECT_GATHER_* bits below */
+	MPROTECT_GATHER_PAGE_SIZE = 3,	/* 0 unless MMU_GATHER_PAGE_SIZE */
+	MPROTECT_GATHER_WORDS = 4,
+};
+
+/* The bits of the MPROTECT_GATHER_FLAGS word. */
+enum {
+	MPROTECT_GATHER_PTES = 1 << 0,		/* cleared_ptes */
+	MPROTECT_GATHER_PMDS = 1 << 1,		/* cleared_pmds */
+	MPROTECT_GATHER_PUDS = 1 << 2,		/* cleared_puds */
+	MPROTECT_GATHER_P4DS = 1 << 3,		/* cleared_p4ds */
+	MPROTECT_GATHER_FREED_TABLES = 1 << 4,
+	MPROTECT_GATHER_FLUSH_ALL = 1 << 5,	/* need_flush_all */
+	MPROTECT_GATHER_VMA_EXEC = 1 << 6,
+	MPROTECT_GATHER_VMA_HUGE = 1 << 7,
+	MPROTECT_GATHER_VMA_PFN = 1 << 8,
+};
+
+void mprotect_walked_for_kunit(struct mmu_gather *tlb);
+void mprotect_gather_for_kunit(const struct mmu_gather *tlb, u64 *out);
 #ifdef CONFIG_HUGETLB_PAGE
 unsigned long mprotect_mmap_hugetlb_for_kunit(unsigned long len);
 #endif
+#else
+static inline void mprotect_walked_for_kunit(struct mmu_gather *tlb)
+{
+}
 #endif /* CONFIG_MPROTECT_TEST_HOOKS */
 
 #endif /* _LINUX_MPROTECT_TEST_H */

@@ -95,6 +95,16 @@ mod tests {
         })?;
         // Three mprotect() calls and two direct changes: one start and one end each.
         assert_eq!(rust.inval_total, 2 * 5);
+        // Each walk leaves its flush in the gather: every change of `_PAGE_RW` or
+        // `_PAGE_PRESENT` is flushed, from the first faulted page to the last, as PTEs; the
+        // direct changes to the VMA's own protection change nothing, so flush nothing.
+        let span: Gather = [0, ((NR - 3 + 1) * PAGE_SIZE) as u64, GATHER_PTES, 0];
+        assert_eq!(rust.gather_total, 5);
+        assert_eq!(rust.gathers[0], span);
+        assert_eq!(rust.gathers[1], [0; GATHER_WORDS]);
+        assert_eq!(rust.gathers[2], span);
+        assert_eq!(rust.gathers[3], span);
+        assert_eq!(rust.gathers[4], [0; GATHER_WORDS]);
         Ok(())
     }
 

@@ -18,17 +18,35 @@
  * kernel with the series' C patches only, so only the C walker), each round
  * is one run of the C walker, reported as "base".
  *
+ * Usage: bench_user -p REPS [DAX]   (make profile, scripts/profile.sh)
+ *
+ * On a kernel booted with profile=0, for every workload: REPS runs of the
+ * operation under the C walker, then under the Rust walker, then of the
+ * floor, each between a reset and a read of /proc/profile (the kernel's
+ * tick-based PC sampler, which under -icount samples every so many guest
+ * instructions).  Prints per run
+ *
+ *   S <workload> <c|rust|floor> <reps> <pages per run> <ns>
+ *   P <workload> <c|rust|floor> <bin> <samples>     (every bin hit)
+ *
+ * where bin is the offset from _stext in units of the sample step (the
+ * "# profile: step" line).
+ *
  * The program runs on CPU 0 only, so that every boot takes the same paths
  * (NUMA hinting skips folios on the local node).
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
+#include <linux/userfaultfd.h>
 #include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +57,7 @@
 
 static const char *knob = "/sys/kernel/debug/mprotect/walker";
 static int reps = 11;
+static int profiling;
 
 static void die(const char *what)
 {
@@ -82,14 +101,27 @@ static long debugfs_range(const char *file, void *start, void *end,
 	return ret;
 }
 
-enum op { TOGGLE, NUMA, SMALL, FLOOR };
+enum op { TOGGLE, NUMA, SMALL, UFFD_WP, FLOOR, FLOOR1 };
 
 struct workload {
 	const char *name;
 	char *addr;
 	size_t len;
 	int rw;		/* the protection toggled against PROT_READ, or NONE */
+	int uffd;	/* UFFD_WP: the userfaultfd the range is registered with */
 };
+
+/* UFFDIO_WRITEPROTECT of the whole workload: @mode WP protects, 0 resolves. */
+static void uffd_wp(struct workload *w, __u64 mode)
+{
+	struct uffdio_writeprotect wp = {
+		.range = { .start = (unsigned long)w->addr, .len = w->len },
+		.mode = mode,
+	};
+
+	if (ioctl(w->uffd, UFFDIO_WRITEPROTECT, &wp))
+		die("UFFDIO_WRITEPROTECT");
+}
 
 /* One timed operation on @w with the current walker. */
 static uint64_t run_op(struct workload *w, enum op op)
@@ -121,6 +153,20 @@ static uint64_t run_op(struct workload *w, enum op op)
 				die("mprotect");
 		t1 = now();
 		return t1 - t0;
+	case UFFD_WP:
+		t0 = now();
+		uffd_wp(w, UFFDIO_WRITEPROTECT_MODE_WP);
+		uffd_wp(w, 0);
+		t1 = now();
+		return t1 - t0;
+	case FLOOR1:
+		/* One pass, as NUMA hinting is one change. */
+		t0 = now();
+		if (debugfs_range("/sys/kernel/debug/mprotect/floor", w->addr,
+				  w->addr + w->len, 0) < 0)
+			die("mprotect_floor");
+		t1 = now();
+		return t1 - t0;
 	case FLOOR:
 		t0 = now();
 		/* Two passes, as a toggle is two changes. */
@@ -135,9 +181,82 @@ static uint64_t run_op(struct workload *w, enum op op)
 	return 0;
 }
 
+/* The pages that one run of @op changes (the floor: reads and writes). */
+static unsigned long op_pages(struct workload *w, enum op op)
+{
+	unsigned long pages = w->len / PAGE;
+
+	switch (op) {
+	case NUMA:
+	case FLOOR1:
+		return pages;
+	case SMALL:
+		return 1000 * 2 * pages;
+	default:
+		return 2 * pages;
+	}
+}
+
+/* /proc/profile: one unsigned int of step, then one counter per bin. */
+static unsigned int *read_profile(size_t *bins)
+{
+	size_t cap = 1 << 20, len = 0;
+	char *buf = malloc(cap);
+	int fd = open("/proc/profile", O_RDONLY);
+	ssize_t n;
+
+	if (!buf || fd < 0)
+		die("/proc/profile");
+	while ((n = read(fd, buf + len, cap - len)) > 0) {
+		len += n;
+		if (len == cap) {
+			cap *= 2;
+			buf = realloc(buf, cap);
+			if (!buf)
+				die("realloc");
+		}
+	}
+	if (n < 0 || len < 2 * sizeof(unsigned int))
+		die("read /proc/profile");
+	close(fd);
+	*bins = len / sizeof(unsigned int) - 1;
+	return (unsigned int *)buf;
+}
+
+/* REPS runs of @op by @who (c, rust or floor), sampled. */
+static void profile_one(struct workload *w, enum op op, const char *who)
+{
+	unsigned int *prof;
+	uint64_t t0, ns = 0;
+	size_t bins;
+
+	if (strcmp(who, "floor"))
+		put(knob, who);
+	run_op(w, op);	/* warm up */
+	put("/proc/profile", "0\n");	/* any write but 4 bytes resets */
+	t0 = now();
+	for (int r = 0; r < reps; r++)
+		run_op(w, op);
+	ns = now() - t0;
+	prof = read_profile(&bins);
+	printf("S %s %s %d %lu %llu\n", w->name, who, reps, op_pages(w, op),
+	       (unsigned long long)ns);
+	for (size_t i = 0; i < bins; i++)
+		if (prof[i + 1])
+			printf("P %s %s %zx %u\n", w->name, who, i, prof[i + 1]);
+	free(prof);
+}
+
 static void bench(struct workload *w, enum op op, int floor)
 {
 	printf("# %s: %zu MiB at %p\n", w->name, w->len >> 20, (void *)w->addr);
+	if (profiling) {
+		profile_one(w, op, "c");
+		profile_one(w, op, "rust");
+		if (floor)
+			profile_one(w, op == NUMA ? FLOOR1 : FLOOR, "floor");
+		return;
+	}
 	run_op(w, op);	/* warm up */
 	if (access(knob, W_OK)) {
 		for (int r = 0; r < reps; r++)
@@ -155,7 +274,7 @@ static void bench(struct workload *w, enum op op, int floor)
 		}
 		if (floor)
 			printf("B %s floor %llu\n", w->name,
-			       (unsigned long long)run_op(w, FLOOR));
+			       (unsigned long long)run_op(w, op == NUMA ? FLOOR1 : FLOOR));
 	}
 }
 
@@ -178,6 +297,45 @@ static void fault_in(char *p, size_t len, size_t step)
 		p[off] = 1;
 }
 
+/* @len of shmem (a memfd, 4K pages), mapped shared. */
+static char *shmem(size_t len)
+{
+	int fd = memfd_create("bench", 0);
+	char *p;
+
+	if (fd < 0 || ftruncate(fd, len))
+		die("memfd");
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		die("mmap shmem");
+	close(fd);
+	return p;
+}
+
+/* Soft-dirty tracking on: write faults needed again (clear_refs 4). */
+static void clear_soft_dirty(void)
+{
+	put("/proc/self/clear_refs", "4");
+}
+
+/* A userfaultfd with @features, [@p, @p + @len) registered for uffd-wp. */
+static int uffd_register(char *p, size_t len, __u64 features)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)p, .len = len },
+		.mode = UFFDIO_REGISTER_MODE_WP,
+	};
+	int fd = syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0 || ioctl(fd, UFFDIO_API, &api) ||
+	    (api.features & features) != features)
+		die("userfaultfd");
+	if (ioctl(fd, UFFDIO_REGISTER, &reg))
+		die("UFFDIO_REGISTER");
+	return fd;
+}
+
 int main(int argc, char **argv)
 {
 	const size_t gib = PUD;
@@ -186,6 +344,16 @@ int main(int argc, char **argv)
 
 	cpu_set_t cpu0;
 
+	if (argc > 1 && !strcmp(argv[1], "-p")) {
+		size_t bins;
+		unsigned int *prof = read_profile(&bins);
+
+		printf("# profile: step %u, %zu bins\n", prof[0], bins);
+		free(prof);
+		profiling = 1;
+		argv++;
+		argc--;
+	}
 	if (argc > 1)
 		reps = atoi(argv[1]);
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -197,7 +365,7 @@ int main(int argc, char **argv)
 	/* 1: 1 GiB of 4K anonymous pages. */
 	p = anon(gib, PMD, MADV_NOHUGEPAGE);
 	fault_in(p, gib, PAGE);
-	w = (struct workload){ "anon_4k_1g", p, gib, PROT_READ | PROT_WRITE };
+	w = (struct workload){ "anon_4k_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
 	bench(&w, TOGGLE, 1);
 	/* 6: NUMA hinting over the same populated memory. */
 	w.name = "numa_hint_1g";
@@ -212,7 +380,7 @@ int main(int argc, char **argv)
 		    mprotect(p + off, PAGE, PROT_READ | PROT_WRITE))
 			die("split");
 	madvise(p, gib, MADV_NOHUGEPAGE);
-	w = (struct workload){ "pte_mapped_thp_1g", p, gib, PROT_READ | PROT_WRITE };
+	w = (struct workload){ "pte_mapped_thp_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
 	bench(&w, TOGGLE, 1);
 	munmap(p, gib);
 
@@ -229,14 +397,93 @@ int main(int argc, char **argv)
 	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "inherit");
 	if (madvise(p, gib, MADV_NOHUGEPAGE))
 		die("madvise");
-	w = (struct workload){ "mthp_64k_1g", p, gib, PROT_READ | PROT_WRITE };
+	w = (struct workload){ "mthp_64k_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
 	bench(&w, TOGGLE, 1);
+	/* NUMA hinting over the same 64K folios. */
+	w.name = "numa_hint_mthp_1g";
+	bench(&w, NUMA, 1);
+	munmap(p, gib);
+
+	/*
+	 * 64K mTHP folios shared with a child that then exits, and every
+	 * other page written again: the written pages are reused, and so
+	 * exclusive again (PageAnonExclusive()), the others not, so that
+	 * the write upgrade runs in sub-batches of one page.
+	 */
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "never");
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "always");
+	p = anon(gib, PMD, -1);
+	fault_in(p, gib, PAGE);
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "never");
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "inherit");
+	if (madvise(p, gib, MADV_NOHUGEPAGE))
+		die("madvise");
+	{
+		pid_t pid = fork();
+
+		if (pid < 0)
+			die("fork");
+		if (!pid)
+			_exit(0);
+		if (waitpid(pid, NULL, 0) != pid)
+			die("waitpid");
+	}
+	fault_in(p, gib, 2 * PAGE);
+	w = (struct workload){ "anon_fork_rewrite_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
+	bench(&w, TOGGLE, 1);
+	munmap(p, gib);
+
+	/*
+	 * 1 GiB of shmem 4K pages, shared and writable, with soft-dirty
+	 * tracking on, so that the VMA wants write notifications and the
+	 * write upgrade of RO -> RW follows the shared rule: dirty PTEs
+	 * (written after clear_refs) are made writable, clean ones (only
+	 * read) are not.
+	 */
+	p = shmem(gib);
+	fault_in(p, gib, PAGE);
+	clear_soft_dirty();
+	fault_in(p, gib, PAGE);
+	w = (struct workload){ "shmem_dirty_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
+	bench(&w, TOGGLE, 1);
+	munmap(p, gib);
+	p = shmem(gib);
+	{
+		volatile char sum = 0;
+
+		for (size_t off = 0; off < gib; off += PAGE)
+			sum += p[off];
+	}
+	clear_soft_dirty();
+	w = (struct workload){ "shmem_clean_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
+	bench(&w, TOGGLE, 1);
+	munmap(p, gib);
+
+	/*
+	 * uffd-wp protect and resolve (UFFDIO_WRITEPROTECT) over 1 GiB of
+	 * anonymous 4K pages and of shmem, with WP_UNPOPULATED (markers in
+	 * none PTEs: the populate path of both walkers is taken).
+	 */
+	p = anon(gib, PMD, MADV_NOHUGEPAGE);
+	fault_in(p, gib, PAGE);
+	w = (struct workload){ "uffd_wp_anon_1g", p, gib, PROT_NONE,
+			       uffd_register(p, gib, UFFD_FEATURE_WP_UNPOPULATED) };
+	bench(&w, UFFD_WP, 1);
+	close(w.uffd);
+	munmap(p, gib);
+	p = shmem(gib);
+	fault_in(p, gib, PAGE);
+	w = (struct workload){ "uffd_wp_shmem_1g", p, gib, PROT_NONE,
+			       uffd_register(p, gib, UFFD_FEATURE_WP_UNPOPULATED |
+					     UFFD_FEATURE_WP_HUGETLBFS_SHMEM) };
+	bench(&w, UFFD_WP, 1);
+	close(w.uffd);
 	munmap(p, gib);
 
 	/* 3: PMD-mapped THPs. */
 	p = anon(gib, PMD, MADV_HUGEPAGE);
 	fault_in(p, gib, PMD);
-	w = (struct workload){ "pmd_thp_1g", p, gib, PROT_READ | PROT_WRITE };
+	w = (struct workload){ "pmd_thp_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
 	bench(&w, TOGGLE, 0);
 	munmap(p, gib);
 
@@ -249,7 +496,7 @@ int main(int argc, char **argv)
 		if (p != MAP_FAILED) {
 			fault_in(p, gib, PAGE);
 			w = (struct workload){ "dax_pud_1g", p, gib,
-					       PROT_READ | PROT_WRITE };
+					       PROT_READ | PROT_WRITE, -1 };
 			bench(&w, TOGGLE, 0);
 			munmap(p, gib);
 		} else {
@@ -260,14 +507,14 @@ int main(int argc, char **argv)
 	/* 5: a 1 TiB reservation with one page per GiB, PROT_NONE <-> RW. */
 	p = anon(1024 * gib, PUD, MADV_NOHUGEPAGE);
 	fault_in(p, 1024 * gib, gib);
-	w = (struct workload){ "sparse_1t_none", p, 1024 * gib, PROT_NONE };
+	w = (struct workload){ "sparse_1t_none", p, 1024 * gib, PROT_NONE, -1 };
 	bench(&w, TOGGLE, 0);
 	munmap(p, 1024 * gib);
 
 	/* 7: small calls: 4 pages, 1000 toggles per measurement. */
 	p = anon(4 * PAGE, PAGE, MADV_NOHUGEPAGE);
 	fault_in(p, 4 * PAGE, PAGE);
-	w = (struct workload){ "small_4p_x1000", p, 4 * PAGE, PROT_READ | PROT_WRITE };
+	w = (struct workload){ "small_4p_x1000", p, 4 * PAGE, PROT_READ | PROT_WRITE, -1 };
 	bench(&w, SMALL, 0);
 	printf("# bench: done\n");
 	return 0;

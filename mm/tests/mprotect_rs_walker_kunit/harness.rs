@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The harness of the walker tests: what the scenarios record (page tables through
-//! `walk_page_range()`, counts, notifier ranges), how they set memory up, and the comparison
+//! `walk_page_range()`, counts, notifier ranges, TLB gathers), how they set memory up, and the comparison
 //! of the two walkers' runs ([`under_each_walker`]).
 
 use core::{
     ffi::c_void,
     ops::Deref,
     ptr,
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::atomic::{AtomicPtr, AtomicUsize, Ordering},
 };
 use kernel::{
     bindings,
@@ -90,6 +90,11 @@ pub(crate) struct Run {
     /// The number of invalidations, and a digest of all of them.
     pub(crate) inval_total: usize,
     pub(crate) inval_digest: u64,
+    /// What the first walks of the run left in their TLB gather ([`Gather`]).
+    pub(crate) gathers: KVec<Gather>,
+    /// The number of walks, and a digest of all their gathers.
+    pub(crate) gather_total: usize,
+    pub(crate) gather_digest: u64,
     /// Addresses the scenario notes for its own checks (not compared between walkers).
     pub(crate) marks: KVec<usize>,
 }
@@ -140,6 +145,55 @@ pub(crate) fn digest(snap: &Snapshot) -> c_long {
 
 pub(crate) const MAX_INVALS: usize = 64;
 
+/// The words of a [`Gather`].
+pub(crate) const GATHER_WORDS: usize = bindings::MPROTECT_GATHER_WORDS as usize;
+pub(crate) const GATHER_START: usize = bindings::MPROTECT_GATHER_START as usize;
+pub(crate) const GATHER_END: usize = bindings::MPROTECT_GATHER_END as usize;
+pub(crate) const GATHER_FLAGS: usize = bindings::MPROTECT_GATHER_FLAGS as usize;
+/// The flag of a gather with PTEs cleared (`cleared_ptes`).
+pub(crate) const GATHER_PTES: u64 = bindings::MPROTECT_GATHER_PTES as u64;
+
+/// What one `change_protection()` left in its TLB gather before the flush, read by
+/// `mprotect_gather_for_kunit()`: the range to flush (relative to the recording's base, and
+/// `0..0` if empty), the levels cleared and the VMA kinds, and the page size. A flush that a
+/// walker misses or widens shows here, and in no page table.
+pub(crate) type Gather = [u64; GATHER_WORDS];
+
+/// The gathers a [`Recorder`] keeps; of more, only the count and the digest.
+pub(crate) const MAX_GATHERS: usize = 64;
+
+/// The [`Recorder`] of the running [`Recording`], for [`walked_stub`]; null when none.
+static GATHER_REC: AtomicPtr<Recorder> = AtomicPtr::new(ptr::null_mut());
+
+/// The type of `mprotect_walked_for_kunit()`.
+type Walked = unsafe extern "C" fn(*mut bindings::mmu_gather);
+
+/// The stub of `mprotect_walked_for_kunit()`, which `change_protection()` calls after each
+/// walk, in the test's own task only (a KUnit static stub): records what the walk left in
+/// the gather in the [`Recorder`] of [`GATHER_REC`].
+///
+/// # Safety
+///
+/// Called by `change_protection()` with its gather, valid and not yet flushed.
+unsafe extern "C" fn walked_stub(tlb: *mut bindings::mmu_gather) {
+    let rec = GATHER_REC.load(Ordering::Acquire);
+    if rec.is_null() {
+        return;
+    }
+    let mut gather: Gather = [0; GATHER_WORDS];
+    // SAFETY: `tlb` is valid (see above), and `gather` has the words the function writes.
+    unsafe { bindings::mprotect_gather_for_kunit(tlb, gather.as_mut_ptr()) };
+    // SAFETY: `GATHER_REC` points to the boxed recorder of a live `Recording`, which
+    // deactivates this stub and clears the pointer before the recorder is freed.
+    let rec = unsafe { &*rec };
+    if gather[GATHER_END] != 0 {
+        let base = rec.base.load(Ordering::Relaxed) as u64;
+        gather[GATHER_START] = gather[GATHER_START].wrapping_sub(base);
+        gather[GATHER_END] = gather[GATHER_END].wrapping_sub(base);
+    }
+    rec.push_gather(&gather);
+}
+
 /// An `mmu_notifier` that records the mprotect invalidations of the test's mm.
 ///
 /// Callbacks can come from other tasks too (khugepaged, reclaim), so slots are claimed with
@@ -157,6 +211,10 @@ pub(crate) struct Recorder {
     pub(crate) next: AtomicUsize,
     pub(crate) digest: AtomicUsize,
     pub(crate) slots: [[AtomicUsize; 3]; MAX_INVALS],
+    /// The gathers, as the invalidations (only [`walked_stub`] adds to them).
+    pub(crate) gathers: AtomicUsize,
+    pub(crate) gather_digest: AtomicUsize,
+    pub(crate) gather_slots: [[AtomicUsize; GATHER_WORDS]; MAX_GATHERS],
 }
 
 impl Recorder {
@@ -177,6 +235,18 @@ impl Recorder {
             slot[0].store(kind, Ordering::Relaxed);
             slot[1].store(start, Ordering::Relaxed);
             slot[2].store(end, Ordering::Relaxed);
+        }
+    }
+
+    fn push_gather(&self, gather: &Gather) {
+        let i = self.gathers.fetch_add(1, Ordering::Relaxed);
+        let d = self.gather_digest.load(Ordering::Relaxed) as u64;
+        let d = fnv(if i == 0 { FNV_SEED } else { d }, gather);
+        self.gather_digest.store(d as usize, Ordering::Relaxed);
+        if let Some(slot) = self.gather_slots.get(i) {
+            for (word, value) in slot.iter().zip(gather) {
+                word.store(*value as usize, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -237,6 +307,10 @@ impl Recording {
                 next: AtomicUsize::new(0),
                 digest: AtomicUsize::new(0),
                 slots: [const { [const { AtomicUsize::new(0) }; 3] }; MAX_INVALS],
+                gathers: AtomicUsize::new(0),
+                gather_digest: AtomicUsize::new(0),
+                gather_slots: [const { [const { AtomicUsize::new(0) }; GATHER_WORDS] };
+                    MAX_GATHERS],
             },
             GFP_KERNEL,
         )?;
@@ -244,6 +318,20 @@ impl Recording {
         // SAFETY: `rec` is boxed, so `mn` stays in place until `finish()` unregisters it;
         // `mm` is the current task's live mm.
         kernel::error::to_result(unsafe { bindings::mmu_notifier_register(&mut rec.mn, mm) })?;
+        GATHER_REC.store(
+            ptr::from_ref::<Recorder>(&rec).cast_mut(),
+            Ordering::Release,
+        );
+        let (real, stub): (Walked, Walked) = (bindings::mprotect_walked_for_kunit, walked_stub);
+        // SAFETY: Called from a KUnit test case, so the current test is valid; `real` and
+        // `stub` are functions of the same type.
+        unsafe {
+            bindings::__kunit_activate_static_stub(
+                bindings::kunit_get_current_test(),
+                real as *mut c_void,
+                stub as *mut c_void,
+            )
+        };
         Ok(Recording { rec, mm })
     }
 
@@ -254,6 +342,27 @@ impl Recording {
 
     /// Unregisters the notifier and stores what it recorded in `run`.
     pub(crate) fn finish(mut self, run: &mut Run) -> Result {
+        let real: Walked = bindings::mprotect_walked_for_kunit;
+        // SAFETY: As in `start()`; the test is still running.
+        unsafe {
+            bindings::kunit_deactivate_static_stub(
+                bindings::kunit_get_current_test(),
+                real as *mut c_void,
+            )
+        };
+        GATHER_REC.store(ptr::null_mut(), Ordering::Release);
+        let total = self.rec.gathers.load(Ordering::Relaxed);
+        run.gather_total = total;
+        run.gather_digest = self.rec.gather_digest.load(Ordering::Relaxed) as u64;
+        let mut gathers = KVec::with_capacity(total.min(MAX_GATHERS), GFP_KERNEL)?;
+        for slot in &self.rec.gather_slots[..total.min(MAX_GATHERS)] {
+            let mut gather: Gather = [0; GATHER_WORDS];
+            for (value, word) in gather.iter_mut().zip(slot) {
+                *value = word.load(Ordering::Relaxed) as u64;
+            }
+            gathers.push(gather, GFP_KERNEL)?;
+        }
+        run.gathers = gathers;
         // SAFETY: Registered on `mm` in `start()`; after this no callback runs any more.
         unsafe { bindings::mmu_notifier_unregister(&mut self.rec.mn, self.mm) };
         let total = self.rec.next.load(Ordering::Relaxed);
@@ -710,7 +819,8 @@ pub(crate) fn walker_index(walker: &CStr) -> Option<usize> {
 }
 
 /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
-/// runs recorded the same entries, counts, invalidations, flags and page verdicts. Returns
+/// runs recorded the same entries, counts, invalidations, TLB gathers, flags and page
+/// verdicts. Returns
 /// the Rust walker's run.
 ///
 /// The scenario checks its own expectations with the test's `assert!`s; this function is
@@ -772,6 +882,26 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
             &c.invals[..],
             rust.inval_total,
             &rust.invals[..]
+        );
+        return Err(EINVAL);
+    }
+    if c.gather_total != rust.gather_total
+        || c.gather_digest != rust.gather_digest
+        || c.gathers[..] != rust.gathers[..]
+    {
+        let i = c
+            .gathers
+            .iter()
+            .zip(rust.gathers.iter())
+            .position(|(a, b)| a != b)
+            .unwrap_or(c.gathers.len().min(rust.gathers.len()));
+        pr_err!(
+            "TLB gathers differ at walk {i} of {}/{} (range, flags, page size): C {:#x?}, \
+             Rust {:#x?}\n",
+            c.gather_total,
+            rust.gather_total,
+            c.gathers.get(i),
+            rust.gathers.get(i)
         );
         return Err(EINVAL);
     }

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""make profile's report: where each walker's instructions go, per page.
+
+    profile-report.py CONSOLE VMLINUX PERIOD SHIFT [--json OUT]
+
+CONSOLE is the guest's output in profile mode (tests/guest/bench_user.c -p):
+"S workload who reps pages ns" and "P workload who bin samples" lines, and
+"# profile: step N".  VMLINUX is the profiled kernel with DWARF; PERIOD is the
+number of guest instructions between two samples (TICK_NSEC >> SHIFT: the
+kernel's tick samples the interrupted PC, and under -icount shift=SHIFT a
+guest instruction takes 2^SHIFT ns).  Every sampled address is resolved with
+llvm-symbolizer (inline frames included) and attributed
+
+  - inside a walker's symbol (change_protection(), into which the C walker is
+    inlined; the Rust walker's functions; the floor): to the innermost inlined
+    function, classed as the walker's own code (mm/mprotect.c,
+    mm/mprotect_rs.rs, rust/kernel/mm/pgtable.rs) or an inlined helper (any
+    other file: include/, arch/, rust/helpers/, ...);
+  - elsewhere: to the out-of-line symbol, as a called function.
+
+Samples in the idle loop (the other vCPU) are left out and counted apart.
+Writes markdown to stdout.
+"""
+
+import collections
+import json
+import re
+import subprocess
+import sys
+
+console, vmlinux, period, shift = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+json_out = sys.argv[6] if len(sys.argv) > 6 and sys.argv[5] == "--json" else None
+
+runs = {}           # (workload, who) -> dict(reps, pages, ns)
+samples = collections.defaultdict(collections.Counter)  # (workload, who) -> bin -> n
+order = []
+step = None
+for line in open(console, errors="replace"):
+    f = line.split()
+    if line.startswith("# profile: step"):
+        step = int(f[3].rstrip(","))
+    elif len(f) == 6 and f[0] == "S":
+        runs[(f[1], f[2])] = dict(reps=int(f[3]), pages=int(f[4]), ns=int(f[5]))
+        if f[1] not in order:
+            order.append(f[1])
+    elif len(f) == 5 and f[0] == "P":
+        samples[(f[1], f[2])][int(f[3], 16)] += int(f[4])
+if step is None or not runs:
+    sys.exit("profile-report: no profile in " + console)
+
+nm = subprocess.run(["llvm-nm-22", vmlinux], capture_output=True, text=True, check=True).stdout
+stext = next(int(l.split()[0], 16) for l in nm.splitlines() if l.endswith(" _stext"))
+
+bins = sorted({b for c in samples.values() for b in c})
+addrs = [stext + b * step for b in bins]
+sym = subprocess.run(
+    ["llvm-symbolizer-22", "--obj=" + vmlinux, "--inlines", "--demangle",
+     "--output-style=JSON"],
+    input="".join("0x%x\n" % a for a in addrs), capture_output=True, text=True, check=True
+).stdout
+frames = {}
+for b, line in zip(bins, sym.splitlines()):
+    frames[b] = [(s.get("FunctionName", "??"), s.get("FileName", "")) for s in
+                 json.loads(line).get("Symbol", [])] or [("??", "")]
+
+
+def short(fn):
+    """A demangled Rust path without crate hashes and generic arguments."""
+    fn = re.sub(r"\[[0-9a-f]{16}\]", "", fn)
+    fn = re.sub(r"::\{closure#\d+\}", "::{closure}", fn)
+    prev = None
+    while prev != fn:
+        prev = fn
+        fn = re.sub(r"<([^<>]*?) as [^<>]*?>", r"\1", fn)
+    fn = fn.replace("mprotect_rs::", "").replace("kernel::mm::pgtable::", "pgtable::")
+    return fn
+
+
+def rel(path):
+    m = re.search(r"/(mm|include|arch|rust|kernel|lib|fs)/(.*)$", path)
+    return m.group(1) + "/" + m.group(2) if m else path
+
+
+OWN = ("mm/mprotect.c", "mm/mprotect_rs.rs", "rust/kernel/mm/pgtable.rs")
+IDLE = re.compile(r"idle|safe_halt|^halt$|poll_idle")
+
+
+def walker_symbol(outer):
+    return (outer in ("change_protection", "mprotect_floor") or "mprotect_rs" in outer
+            or outer.startswith("rust_change_protection_range"))
+
+
+def classify(b):
+    """(row key, class) of the samples of bin b."""
+    fr = frames[b]
+    outer = short(fr[-1][0])
+    if IDLE.search(outer):
+        return outer, "idle"
+    if walker_symbol(outer):
+        inner, file = fr[0]
+        file = rel(file)
+        cls = "own" if file in OWN else "helper"
+        return short(inner) + ("" if cls == "own" else "  (%s)" % file), cls
+    return outer, "called"
+
+
+CLASS_NAME = {
+    "own": "the walker's own code (inlined into its symbols)",
+    "helper": "helpers inlined into the walker (page-table accessors, ...)",
+    "called": "functions the walk calls (out of line) and the rest of the system call",
+}
+
+out = []
+p = out.append
+p("# mprotect-rs: where the instructions go (`make profile`)")
+p("")
+p("Each benchmark workload of `make bench`, run %d times under the C walker, "
+  "then the Rust walker, then the floor, on the test kernel with `CONFIG_PROFILING` "
+  "and DWARF (`tests/configs/profile.config`), booted with `profile=0` under "
+  "`-icount shift=%d`: the tick samples the kernel's PC once every %s guest "
+  "instructions, so samples are instruction counts.  Addresses resolved with "
+  "`llvm-symbolizer --inlines` (scripts/profile-report.py).  Figures are guest "
+  "instructions per page changed (a toggle changes each page twice; the floor "
+  "reads and writes each PTE twice).  Idle samples of the other vCPU are "
+  "left out." % (next(iter(runs.values()))["reps"], shift, format(period, ",")))
+p("")
+p("*measured*: the runs' guest time (`-icount`: %d ns per instruction), which "
+  "includes the tick handlers the samples cannot see; *sampled*: samples x "
+  "period.  The rows below add up to *sampled*." % (1 << shift))
+
+report = {}
+for w in order:
+    whos = [x for x in ("c", "rust", "floor") if (w, x) in runs]
+    rows = collections.defaultdict(lambda: collections.Counter())
+    cls_of = {}
+    tot = collections.Counter()
+    idle = collections.Counter()
+    for who in whos:
+        for b, n in samples[(w, who)].items():
+            key, cls = classify(b)
+            if cls == "idle":
+                idle[who] += n
+                continue
+            rows[key][who] += n
+            cls_of[key] = cls
+            tot[who] += n
+
+    def per_page(who, n):
+        r = runs[(w, who)]
+        return n * period / (r["reps"] * r["pages"])
+
+    p("")
+    p("## %s" % w)
+    p("")
+    r0 = runs[(w, whos[0])]
+    p("%s pages per run, %d runs per column." % (format(r0["pages"], ","), r0["reps"]))
+    p("")
+    p("| per page | " + " | ".join(whos) + (" | Rust/C |" if "rust" in whos else " |"))
+    p("| --- | " + " | ".join("---:" for _ in whos) + (" | ---: |" if "rust" in whos else " |"))
+    meas = {x: runs[(w, x)]["ns"] / (1 << shift) / (runs[(w, x)]["reps"] * runs[(w, x)]["pages"])
+            for x in whos}
+    samp = {x: per_page(x, tot[x]) for x in whos}
+    ratio = lambda d: " | %.3f |" % (d["rust"] / d["c"]) if "rust" in whos and d["c"] else " |"
+    p("| measured | " + " | ".join("%.1f" % meas[x] for x in whos) + ratio(meas))
+    p("| sampled | " + " | ".join("%.1f" % samp[x] for x in whos) + ratio(samp))
+    p("| samples | " + " | ".join(format(tot[x], ",") for x in whos) + " |" +
+      (" |" if "rust" in whos else ""))
+    for cls in ("own", "helper", "called"):
+        d = {x: per_page(x, sum(v[x] for k, v in rows.items() if cls_of[k] == cls)) for x in whos}
+        p("| %s | " % CLASS_NAME[cls] + " | ".join("%.1f" % d[x] for x in whos) + ratio(d))
+    p("")
+    p("| function (inlined helpers: their file) | class | " + " | ".join(whos) + " |")
+    p("| --- | --- | " + " | ".join("---:" for _ in whos) + " |")
+    keyed = sorted(rows, key=lambda k: -max(per_page(x, rows[k][x]) for x in whos))
+    shown, rest = keyed[:30], keyed[30:]
+    for k in shown:
+        p("| `%s` | %s | " % (k.replace("|", "\\|"), cls_of[k]) +
+          " | ".join("%.2f" % per_page(x, rows[k][x]) for x in whos) + " |")
+    if rest:
+        p("| %d more | | " % len(rest) +
+          " | ".join("%.2f" % per_page(x, sum(rows[k][x] for k in rest)) for x in whos) + " |")
+    if sum(idle.values()):
+        p("")
+        p("Idle samples left out: " + ", ".join("%s %d" % (x, idle[x]) for x in whos) + ".")
+    report[w] = {x: dict(measured=meas[x], sampled=samp[x],
+                         rows={k: per_page(x, rows[k][x]) for k in rows if rows[k][x]},
+                         cls={k: cls_of[k] for k in rows})
+                 for x in whos}
+
+print("\n".join(out))
+if json_out:
+    json.dump(report, open(json_out, "w"), indent=1)
