@@ -149,7 +149,6 @@ pub(crate) const MAX_INVALS: usize = 64;
 pub(crate) const GATHER_WORDS: usize = bindings::MPROTECT_GATHER_WORDS as usize;
 pub(crate) const GATHER_START: usize = bindings::MPROTECT_GATHER_START as usize;
 pub(crate) const GATHER_END: usize = bindings::MPROTECT_GATHER_END as usize;
-pub(crate) const GATHER_FLAGS: usize = bindings::MPROTECT_GATHER_FLAGS as usize;
 /// The flag of a gather with PTEs cleared (`cleared_ptes`).
 pub(crate) const GATHER_PTES: u64 = bindings::MPROTECT_GATHER_PTES as u64;
 
