@@ -61,8 +61,8 @@ sym = subprocess.run(
 ).stdout
 frames = {}
 for b, line in zip(bins, sym.splitlines()):
-    frames[b] = [(s.get("FunctionName", "??"), s.get("FileName", "")) for s in
-                 json.loads(line).get("Symbol", [])] or [("??", "")]
+    frames[b] = [(s.get("FunctionName", "??"), s.get("FileName", ""), s.get("Line", 0))
+                 for s in json.loads(line).get("Symbol", [])] or [("??", "", 0)]
 
 
 def short(fn):
@@ -82,33 +82,48 @@ def rel(path):
     return m.group(1) + "/" + m.group(2) if m else path
 
 
-OWN = ("mm/mprotect.c", "mm/mprotect_rs.rs", "rust/kernel/mm/pgtable.rs")
+OWN = ("mm/mprotect.c", "mm/mprotect_rs.rs")
+ABSTRACTIONS = ("rust/kernel/mm/pgtable.rs",)
 IDLE = re.compile(r"idle|safe_halt|^halt$|poll_idle")
 
 
-def walker_symbol(outer):
-    return (outer in ("change_protection", "mprotect_floor") or "mprotect_rs" in outer
-            or outer.startswith("rust_change_protection_range"))
+# Reading /proc/profile back: the copy to user space runs while the profile is
+# still on, after the timed runs.
+READING = {"rep_movs_alternative", "read_profile"}
+
+
+def walker_symbol(raw):
+    """Whether the out-of-line symbol raw is (part of) a walker or the floor."""
+    return (raw in ("change_protection", "mprotect_floor_write")
+            or raw.startswith("rust_change_protection_range") or "mprotect_rs::" in raw)
 
 
 def classify(b):
     """(row key, class) of the samples of bin b."""
     fr = frames[b]
-    outer = short(fr[-1][0])
+    raw = fr[-1][0]
+    outer = short(raw)
     if IDLE.search(outer):
         return outer, "idle"
-    if walker_symbol(outer):
-        inner, file = fr[0]
+    if outer in READING:
+        return outer, "reading"
+    if walker_symbol(raw):
+        inner, file, line = fr[0]
         file = rel(file)
-        cls = "own" if file in OWN else "helper"
-        return short(inner) + ("" if cls == "own" else "  (%s)" % file), cls
+        if line == 0:
+            return short(inner) + "  (no line)", "noline"
+        cls = "own" if file in OWN else "abstraction" if file in ABSTRACTIONS else "helper"
+        return short(inner) + ("" if cls != "helper" else "  (%s)" % file), cls
     return outer, "called"
 
 
 CLASS_NAME = {
-    "own": "the walker's own code (inlined into its symbols)",
-    "helper": "helpers inlined into the walker (page-table accessors, ...)",
-    "called": "functions the walk calls (out of line) and the rest of the system call",
+    "own": "the walker's own lines (`mm/mprotect.c`, `mm/mprotect_rs.rs`)",
+    "abstraction": "`kernel::mm::pgtable` lines (Rust only)",
+    "helper": "inlined C helpers with their own lines (`include/`, `arch/`)",
+    "noline": "inlined code without a line: compiler-made, and in Rust the C helpers "
+              "inlined from `rust/helpers/`, whose bitcode carries no line information",
+    "called": "out-of-line functions the walk calls, and the rest of the system call",
 }
 
 out = []
@@ -122,8 +137,9 @@ p("Each benchmark workload of `make bench`, run %d times under the C walker, "
   "instructions, so samples are instruction counts.  Addresses resolved with "
   "`llvm-symbolizer --inlines` (scripts/profile-report.py).  Figures are guest "
   "instructions per page changed (a toggle changes each page twice; the floor "
-  "reads and writes each PTE twice).  Idle samples of the other vCPU are "
-  "left out." % (next(iter(runs.values()))["reps"], shift, format(period, ",")))
+  "reads and writes each PTE twice).  Only CPU 0 runs (`maxcpus=1`); the "
+  "samples of reading `/proc/profile` back (the copy to user space, after "
+  "the timed runs) are left out." % (next(iter(runs.values()))["reps"], shift, format(period, ",")))
 p("")
 p("*measured*: the runs' guest time (`-icount`: %d ns per instruction), which "
   "includes the tick handlers the samples cannot see; *sampled*: samples x "
@@ -136,11 +152,15 @@ for w in order:
     cls_of = {}
     tot = collections.Counter()
     idle = collections.Counter()
+    reading = collections.Counter()
     for who in whos:
         for b, n in samples[(w, who)].items():
             key, cls = classify(b)
             if cls == "idle":
                 idle[who] += n
+                continue
+            if cls == "reading":
+                reading[who] += n
                 continue
             rows[key][who] += n
             cls_of[key] = cls
@@ -161,12 +181,15 @@ for w in order:
     meas = {x: runs[(w, x)]["ns"] / (1 << shift) / (runs[(w, x)]["reps"] * runs[(w, x)]["pages"])
             for x in whos}
     samp = {x: per_page(x, tot[x]) for x in whos}
-    ratio = lambda d: " | %.3f |" % (d["rust"] / d["c"]) if "rust" in whos and d["c"] else " |"
+    def ratio(d):
+        if "rust" not in whos:
+            return " |"
+        return " | %.3f |" % (d["rust"] / d["c"]) if d["c"] else " | - |"
     p("| measured | " + " | ".join("%.1f" % meas[x] for x in whos) + ratio(meas))
     p("| sampled | " + " | ".join("%.1f" % samp[x] for x in whos) + ratio(samp))
     p("| samples | " + " | ".join(format(tot[x], ",") for x in whos) + " |" +
       (" |" if "rust" in whos else ""))
-    for cls in ("own", "helper", "called"):
+    for cls in ("own", "abstraction", "helper", "noline", "called"):
         d = {x: per_page(x, sum(v[x] for k, v in rows.items() if cls_of[k] == cls)) for x in whos}
         p("| %s | " % CLASS_NAME[cls] + " | ".join("%.1f" % d[x] for x in whos) + ratio(d))
     p("")
@@ -183,6 +206,10 @@ for w in order:
     if sum(idle.values()):
         p("")
         p("Idle samples left out: " + ", ".join("%s %d" % (x, idle[x]) for x in whos) + ".")
+    if sum(reading.values()):
+        p("")
+        p("Samples of reading /proc/profile back left out: " +
+          ", ".join("%s %d" % (x, reading[x]) for x in whos) + ".")
     report[w] = {x: dict(measured=meas[x], sampled=samp[x],
                          rows={k: per_page(x, rows[k][x]) for k in rows if rows[k][x]},
                          cls={k: cls_of[k] for k in rows})

@@ -12,7 +12,9 @@
 # PROFILE_SHIFT guest instructions (250,000 at HZ=250), and runs the guest
 # program in profile mode (tests/guest/bench_user.c -p: PROFILE_REPS runs,
 # 20, of each workload under each walker and of the floor, /proc/profile read
-# after each).  scripts/profile-report.py resolves every sampled address with
+# after each).  Only CPU 0 is brought up (maxcpus=1; node 1 keeps its
+# memory): with the idle second vCPU, whose timer then lags under this
+# -icount, RCU reported stalls, and its idle loop would take samples.  scripts/profile-report.py resolves every sampled address with
 # llvm-symbolizer, inline frames included, and writes results/profile.md;
 # the raw console stays in out/profile/.
 set -euo pipefail
@@ -46,7 +48,7 @@ mapfile -t args < <(mprs_qemu_args)
 cmd=(qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio -monitor none
 	"${args[@]}" -accel tcg -icount "shift=$shift_,sleep=off"
 	-kernel "$dir/arch/x86/boot/bzImage" -initrd "$initramfs"
-	-append "$MPRS_GUEST_CMDLINE tsc=reliable profile=0 mprs_profile=$reps")
+	-append "$MPRS_GUEST_CMDLINE tsc=reliable maxcpus=1 profile=0 mprs_profile=$reps")
 printf '%q ' "${cmd[@]}" >"$out/qemu.txt"
 step "boot under -icount shift=$shift_: $reps runs per walker and workload, a sample every $period instructions"
 t0=$SECONDS
