@@ -103,6 +103,26 @@ def baseline_table(order, runs, base):
     return "\n".join(lines) + "\n", worst
 
 
+def text_size(path):
+    """The text of each walker (text-size.txt: `llvm-nm -S -C` lines)."""
+    c, rust = [], []
+    with open(path) as f:
+        for line in f:
+            addr, size, _, name = line.rstrip("\n").split(" ", 3)
+            (c if name in ("change_protection", "mprotect_folio_pte_batch") else rust).append(
+                (name, int(size, 16)))
+    lines = ["### Text size (bytes, from the symbol table of the kernel measured)", "",
+             "The C walker is inlined into `change_protection()` (which also holds the switch "
+             "and the hugetlb branch); the Rust walker's functions come with the C functions "
+             "of `mm/mprotect.c` that only it calls (`mprotect_rs_*`).", "",
+             "| walker | function | bytes |", "| --- | --- | ---: |"]
+    for label, syms in (("C", c), ("Rust", rust)):
+        for name, size in syms:
+            lines.append(f"| {label} | `{name}` | {size:,} |")
+        lines.append(f"| {label} | **total** | **{sum(s for _, s in syms):,}** |")
+    return "\n".join(lines) + "\n"
+
+
 def chart(path, figures):
     import matplotlib
     matplotlib.use("Agg")
@@ -160,6 +180,9 @@ def main():
         md.append(table("guest instructions with CONFIG_RUST_INLINE_HELPERS=n (every C helper "
                         "an out-of-line call from Rust; the C walker is unaffected)",
                         rows(order, runs)))
+    sizefile = os.path.join(results, "text-size.txt")
+    if os.path.exists(sizefile):
+        md.append(text_size(sizefile))
     with open(os.path.join(results, "bench.md"), "w") as f:
         f.write("\n".join(md))
     chart(os.path.join(results, "bench.png"), figures)

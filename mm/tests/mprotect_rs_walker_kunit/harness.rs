@@ -896,11 +896,13 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
             .unwrap_or(c.gathers.len().min(rust.gathers.len()));
         pr_err!(
             "TLB gathers differ at walk {i} of {}/{} (range, flags, page size): C {:#x?}, \
-             Rust {:#x?}\n",
+             Rust {:#x?} (digests {:#x}, {:#x})\n",
             c.gather_total,
             rust.gather_total,
             c.gathers.get(i),
-            rust.gathers.get(i)
+            rust.gathers.get(i),
+            c.gather_digest,
+            rust.gather_digest
         );
         return Err(EINVAL);
     }
