@@ -40,8 +40,10 @@ for line in open(console, errors="replace"):
     f = line.split()
     if line.startswith("# profile: step"):
         step = int(f[3].rstrip(","))
-    elif len(f) == 6 and f[0] == "S":
-        runs[(f[1], f[2])] = dict(reps=int(f[3]), pages=int(f[4]), ns=int(f[5]))
+    elif len(f) >= 7 and f[0] == "S":
+        # S workload who reps units unit... ns: the unit may be words.
+        runs[(f[1], f[2])] = dict(reps=int(f[3]), pages=int(f[4]), unit=" ".join(f[5:-1]),
+                                  ns=int(f[-1]))
         if f[1] not in order:
             order.append(f[1])
     elif len(f) == 5 and f[0] == "P":
@@ -137,7 +139,8 @@ p("Each benchmark workload of `make bench`, run %d times under the C walker, "
   "instructions, so samples are instruction counts.  Addresses resolved with "
   "`llvm-symbolizer --inlines` (scripts/profile-report.py).  Figures are guest "
   "instructions per page changed (a toggle changes each page twice; the floor "
-  "reads and writes each PTE twice).  Only CPU 0 runs (`maxcpus=1`); the "
+  "reads and writes each PTE twice), or per PMD, PUD or call where pages say "
+  "little.  Only CPU 0 runs (`maxcpus=1`); the "
   "samples of reading `/proc/profile` back (the copy to user space, after "
   "the timed runs) are left out." % (next(iter(runs.values()))["reps"], shift, format(period, ",")))
 p("")
@@ -174,9 +177,12 @@ for w in order:
     p("## %s" % w)
     p("")
     r0 = runs[(w, whos[0])]
-    p("%s pages per run, %d runs per column." % (format(r0["pages"], ","), r0["reps"]))
+    unit = r0["unit"]
+    p("%s %ss per run, %d runs per column%s." % (
+        format(r0["pages"], ","), unit, r0["reps"],
+        "; the floor: per page" if unit != "page" and "floor" in whos else ""))
     p("")
-    p("| per page | " + " | ".join(whos) + (" | Rust/C |" if "rust" in whos else " |"))
+    p("| per %s | " % unit + " | ".join(whos) + (" | Rust/C |" if "rust" in whos else " |"))
     p("| --- | " + " | ".join("---:" for _ in whos) + (" | ---: |" if "rust" in whos else " |"))
     meas = {x: runs[(w, x)]["ns"] / (1 << shift) / (runs[(w, x)]["reps"] * runs[(w, x)]["pages"])
             for x in whos}

@@ -26,11 +26,12 @@
  * tick-based PC sampler, which under -icount samples every so many guest
  * instructions).  Prints per run
  *
- *   S <workload> <c|rust|floor> <reps> <pages per run> <ns>
+ *   S <workload> <c|rust|floor> <reps> <units per run> <unit> <ns>
  *   P <workload> <c|rust|floor> <bin> <samples>     (every bin hit)
  *
  * where bin is the offset from _stext in units of the sample step (the
- * "# profile: step" line).
+ * "# profile: step" line), and the unit is a page changed (twice for a
+ * toggle) or, where pages say little, a PMD, a PUD or a call.
  *
  * The program runs on CPU 0 only, so that every boot takes the same paths
  * (NUMA hinting skips folios on the local node).
@@ -53,6 +54,7 @@
 #define PAGE 4096UL
 #define PMD (2UL << 20)
 #define PUD (1UL << 30)
+#define MM_CP_TRY_CHANGE_WRITABLE 1UL
 #define MM_CP_PROT_NUMA 2UL
 
 static const char *knob = "/sys/kernel/debug/mprotect/walker";
@@ -101,7 +103,7 @@ static long debugfs_range(const char *file, void *start, void *end,
 	return ret;
 }
 
-enum op { TOGGLE, NUMA, SMALL, UFFD_WP, FLOOR, FLOOR1 };
+enum op { TOGGLE, NUMA, SMALL, UFFD_WP, UPGRADE, FLOOR, FLOOR1 };
 
 struct workload {
 	const char *name;
@@ -109,6 +111,9 @@ struct workload {
 	size_t len;
 	int rw;		/* the protection toggled against PROT_READ, or NONE */
 	int uffd;	/* UFFD_WP: the userfaultfd the range is registered with */
+	/* For the profile's figures per unit: units per run, 0 for pages. */
+	unsigned long units;
+	const char *unit;
 };
 
 /* UFFDIO_WRITEPROTECT of the whole workload: @mode WP protects, 0 resolves. */
@@ -153,6 +158,22 @@ static uint64_t run_op(struct workload *w, enum op op)
 				die("mprotect");
 		t1 = now();
 		return t1 - t0;
+	case UPGRADE:
+		/*
+		 * A shared mapping that wants write notification: mprotect()
+		 * itself asks for the write upgrade only where the backer
+		 * has ->page_mkwrite (vma_wants_writenotify() refuses a
+		 * vm_page_prot without the write bit otherwise), so the
+		 * third change asks for it as such an mprotect() would.
+		 */
+		t0 = now();
+		if (mprotect(w->addr, w->len, PROT_READ) ||
+		    mprotect(w->addr, w->len, PROT_READ | PROT_WRITE) ||
+		    debugfs_range("/sys/kernel/debug/mprotect/change", w->addr,
+				  w->addr + w->len, MM_CP_TRY_CHANGE_WRITABLE) < 0)
+			die("upgrade");
+		t1 = now();
+		return t1 - t0;
 	case UFFD_WP:
 		t0 = now();
 		uffd_wp(w, UFFDIO_WRITEPROTECT_MODE_WP);
@@ -192,6 +213,8 @@ static unsigned long op_pages(struct workload *w, enum op op)
 		return pages;
 	case SMALL:
 		return 1000 * 2 * pages;
+	case UPGRADE:
+		return 3 * pages;
 	default:
 		return 2 * pages;
 	}
@@ -246,8 +269,9 @@ static void profile_one(struct workload *w, enum op op, const char *who)
 		run_op(w, op);
 	ns = now() - t0;
 	prof = read_profile(&bins);
-	printf("S %s %s %d %lu %llu\n", w->name, who, reps, op_pages(w, op),
-	       (unsigned long long)ns);
+	printf("S %s %s %d %lu %s %llu\n", w->name, who, reps,
+	       w->units && op != FLOOR ? w->units : op_pages(w, op),
+	       w->units && op != FLOOR ? w->unit : "page", (unsigned long long)ns);
 	for (size_t i = 0; i < bins; i++)
 		if (prof[i + 1])
 			printf("P %s %s %zx %u\n", w->name, who, i, prof[i + 1]);
@@ -344,6 +368,8 @@ static int uffd_register(char *p, size_t len, __u64 features)
 
 int main(int argc, char **argv)
 {
+	const __u64 anon_wp = UFFD_FEATURE_WP_UNPOPULATED;
+	const __u64 shmem_wp = anon_wp | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	const size_t gib = PUD;
 	struct workload w;
 	char *p;
@@ -370,7 +396,8 @@ int main(int argc, char **argv)
 	/* 1: 1 GiB of 4K anonymous pages. */
 	p = anon(gib, PMD, MADV_NOHUGEPAGE);
 	fault_in(p, gib, PAGE);
-	w = (struct workload){ "anon_4k_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
+	w = (struct workload){ .name = "anon_4k_1g", .addr = p, .len = gib,
+			       .rw = PROT_READ | PROT_WRITE, .uffd = -1 };
 	bench(&w, TOGGLE, 1);
 	/* 6: NUMA hinting over the same populated memory. */
 	w.name = "numa_hint_1g";
@@ -385,7 +412,8 @@ int main(int argc, char **argv)
 		    mprotect(p + off, PAGE, PROT_READ | PROT_WRITE))
 			die("split");
 	madvise(p, gib, MADV_NOHUGEPAGE);
-	w = (struct workload){ "pte_mapped_thp_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
+	w = (struct workload){ .name = "pte_mapped_thp_1g", .addr = p, .len = gib,
+			       .rw = PROT_READ | PROT_WRITE, .uffd = -1 };
 	bench(&w, TOGGLE, 1);
 	munmap(p, gib);
 
@@ -402,7 +430,8 @@ int main(int argc, char **argv)
 	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "inherit");
 	if (madvise(p, gib, MADV_NOHUGEPAGE))
 		die("madvise");
-	w = (struct workload){ "mthp_64k_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
+	w = (struct workload){ .name = "mthp_64k_1g", .addr = p, .len = gib,
+			       .rw = PROT_READ | PROT_WRITE, .uffd = -1 };
 	bench(&w, TOGGLE, 1);
 	/* NUMA hinting over the same 64K folios. */
 	w.name = "numa_hint_mthp_1g";
@@ -434,23 +463,25 @@ int main(int argc, char **argv)
 			die("waitpid");
 	}
 	fault_in(p, gib, 2 * PAGE);
-	w = (struct workload){ "anon_fork_rewrite_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
+	w = (struct workload){ .name = "anon_fork_rewrite_1g", .addr = p, .len = gib,
+			       .rw = PROT_READ | PROT_WRITE, .uffd = -1 };
 	bench(&w, TOGGLE, 1);
 	munmap(p, gib);
 
 	/*
 	 * 1 GiB of shmem 4K pages, shared and writable, with soft-dirty
-	 * tracking on, so that the VMA wants write notifications and the
-	 * write upgrade of RO -> RW follows the shared rule: dirty PTEs
-	 * (written after clear_refs) are made writable, clean ones (only
-	 * read) are not.
+	 * tracking on, so that the VMA wants write notifications: RO, RW,
+	 * then the write upgrade (UPGRADE), which follows the shared rule:
+	 * dirty PTEs (written after clear_refs) are made writable, clean
+	 * ones (only read) are not.
 	 */
 	p = shmem(gib);
 	fault_in(p, gib, PAGE);
 	clear_soft_dirty();
 	fault_in(p, gib, PAGE);
-	w = (struct workload){ "shmem_dirty_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
-	bench(&w, TOGGLE, 1);
+	w = (struct workload){ .name = "shmem_dirty_1g", .addr = p, .len = gib,
+			       .rw = PROT_READ | PROT_WRITE, .uffd = -1 };
+	bench(&w, UPGRADE, 1);
 	munmap(p, gib);
 	p = shmem(gib);
 	{
@@ -460,8 +491,9 @@ int main(int argc, char **argv)
 			sum += p[off];
 	}
 	clear_soft_dirty();
-	w = (struct workload){ "shmem_clean_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
-	bench(&w, TOGGLE, 1);
+	w = (struct workload){ .name = "shmem_clean_1g", .addr = p, .len = gib,
+			       .rw = PROT_READ | PROT_WRITE, .uffd = -1 };
+	bench(&w, UPGRADE, 1);
 	munmap(p, gib);
 
 	/*
@@ -471,16 +503,17 @@ int main(int argc, char **argv)
 	 */
 	p = anon(gib, PMD, MADV_NOHUGEPAGE);
 	fault_in(p, gib, PAGE);
-	w = (struct workload){ "uffd_wp_anon_1g", p, gib, PROT_NONE,
-			       uffd_register(p, gib, UFFD_FEATURE_WP_UNPOPULATED) };
+	w = (struct workload){ .name = "uffd_wp_anon_1g", .addr = p,
+			       .len = gib, .rw = PROT_NONE,
+			       .uffd = uffd_register(p, gib, anon_wp) };
 	bench(&w, UFFD_WP, 1);
 	close(w.uffd);
 	munmap(p, gib);
 	p = shmem(gib);
 	fault_in(p, gib, PAGE);
-	w = (struct workload){ "uffd_wp_shmem_1g", p, gib, PROT_NONE,
-			       uffd_register(p, gib, UFFD_FEATURE_WP_UNPOPULATED |
-					     UFFD_FEATURE_WP_HUGETLBFS_SHMEM) };
+	w = (struct workload){ .name = "uffd_wp_shmem_1g", .addr = p,
+			       .len = gib, .rw = PROT_NONE,
+			       .uffd = uffd_register(p, gib, shmem_wp) };
 	bench(&w, UFFD_WP, 1);
 	close(w.uffd);
 	munmap(p, gib);
@@ -488,7 +521,9 @@ int main(int argc, char **argv)
 	/* 3: PMD-mapped THPs. */
 	p = anon(gib, PMD, MADV_HUGEPAGE);
 	fault_in(p, gib, PMD);
-	w = (struct workload){ "pmd_thp_1g", p, gib, PROT_READ | PROT_WRITE, -1 };
+	w = (struct workload){ .name = "pmd_thp_1g", .addr = p, .len = gib,
+			       .rw = PROT_READ | PROT_WRITE, .uffd = -1,
+			       .units = 2 * gib / PMD, .unit = "PMD" };
 	bench(&w, TOGGLE, 0);
 	munmap(p, gib);
 
@@ -500,8 +535,9 @@ int main(int argc, char **argv)
 					       MAP_SHARED, fd, 0);
 		if (p != MAP_FAILED) {
 			fault_in(p, gib, PAGE);
-			w = (struct workload){ "dax_pud_1g", p, gib,
-					       PROT_READ | PROT_WRITE, -1 };
+			w = (struct workload){ .name = "dax_pud_1g", .addr = p,
+					       .len = gib, .rw = PROT_READ | PROT_WRITE,
+					       .uffd = -1, .units = 2, .unit = "PUD" };
 			bench(&w, TOGGLE, 0);
 			munmap(p, gib);
 		} else {
@@ -512,14 +548,18 @@ int main(int argc, char **argv)
 	/* 5: a 1 TiB reservation with one page per GiB, PROT_NONE <-> RW. */
 	p = anon(1024 * gib, PUD, MADV_NOHUGEPAGE);
 	fault_in(p, 1024 * gib, gib);
-	w = (struct workload){ "sparse_1t_none", p, 1024 * gib, PROT_NONE, -1 };
+	w = (struct workload){ .name = "sparse_1t_none", .addr = p,
+			       .len = 1024 * gib, .rw = PROT_NONE, .uffd = -1,
+			       .units = 2 * 1024, .unit = "populated page" };
 	bench(&w, TOGGLE, 0);
 	munmap(p, 1024 * gib);
 
 	/* 7: small calls: 4 pages, 1000 toggles per measurement. */
 	p = anon(4 * PAGE, PAGE, MADV_NOHUGEPAGE);
 	fault_in(p, 4 * PAGE, PAGE);
-	w = (struct workload){ "small_4p_x1000", p, 4 * PAGE, PROT_READ | PROT_WRITE, -1 };
+	w = (struct workload){ .name = "small_4p_x1000", .addr = p,
+			       .len = 4 * PAGE, .rw = PROT_READ | PROT_WRITE, .uffd = -1,
+			       .units = 2 * 1000, .unit = "call" };
 	bench(&w, SMALL, 0);
 	printf("# bench: done\n");
 	return 0;
