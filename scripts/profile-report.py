@@ -19,17 +19,22 @@ llvm-symbolizer (inline frames included) and attributed
     other file: include/, arch/, rust/helpers/, ...);
   - elsewhere: to the out-of-line symbol, as a called function.
 
-Samples in the idle loop (the other vCPU) are left out and counted apart.
-Writes markdown to stdout.
+Only CPU 0 runs (the boot has maxcpus=1); samples of the idle loop and of
+resetting and reading /proc/profile back are left out and counted apart.
+Writes markdown to stdout.  LLVM tools: llvm-nm$MPRS_LLVM and
+llvm-symbolizer$MPRS_LLVM (MPRS_LLVM=-22 by default, as scripts/lib.sh).
 """
 
 import collections
 import json
+import os
 import re
 import subprocess
 import sys
 
-console, vmlinux, period, shift = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+LLVM = os.environ.get("MPRS_LLVM", "-22")
+
+console, vmlinux, period, shift = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 json_out = sys.argv[6] if len(sys.argv) > 6 and sys.argv[5] == "--json" else None
 
 runs = {}           # (workload, who) -> dict(reps, pages, ns)
@@ -51,17 +56,20 @@ for line in open(console, errors="replace"):
 if step is None or not runs:
     sys.exit("profile-report: no profile in " + console)
 
-nm = subprocess.run(["llvm-nm-22", vmlinux], capture_output=True, text=True, check=True).stdout
+nm = subprocess.run(["llvm-nm" + LLVM, vmlinux], capture_output=True, text=True, check=True).stdout
 stext = next(int(l.split()[0], 16) for l in nm.splitlines() if l.endswith(" _stext"))
 
 bins = sorted({b for c in samples.values() for b in c})
 addrs = [stext + b * step for b in bins]
 sym = subprocess.run(
-    ["llvm-symbolizer-22", "--obj=" + vmlinux, "--inlines", "--demangle",
+    ["llvm-symbolizer" + LLVM, "--obj=" + vmlinux, "--inlines", "--demangle",
      "--output-style=JSON"],
     input="".join("0x%x\n" % a for a in addrs), capture_output=True, text=True, check=True
 ).stdout
 frames = {}
+if len(sym.splitlines()) != len(bins):
+    sys.exit("profile-report: llvm-symbolizer answered %d of %d addresses"
+             % (len(sym.splitlines()), len(bins)))
 for b, line in zip(bins, sym.splitlines()):
     frames[b] = [(s.get("FunctionName", "??"), s.get("FileName", ""), s.get("Line", 0))
                  for s in json.loads(line).get("Symbol", [])] or [("??", "", 0)]
@@ -89,9 +97,10 @@ ABSTRACTIONS = ("rust/kernel/mm/pgtable.rs",)
 IDLE = re.compile(r"idle|safe_halt|^halt$|poll_idle")
 
 
-# Reading /proc/profile back: the copy to user space runs while the profile is
-# still on, after the timed runs.
-READING = {"rep_movs_alternative", "read_profile"}
+# Resetting /proc/profile (the memset, before the timed runs) and reading it
+# back (the copy to user space, after them) run while the profile is on.  The
+# workloads' own copies to and from user space are a few dozen bytes a call.
+READING = {"rep_movs_alternative", "read_profile", "write_profile", "memset_orig"}
 
 
 def walker_symbol(raw):
@@ -136,13 +145,15 @@ p("Each benchmark workload of `make bench`, run %d times under the C walker, "
   "then the Rust walker, then the floor, on the test kernel with `CONFIG_PROFILING` "
   "and DWARF (`tests/configs/profile.config`), booted with `profile=0` under "
   "`-icount shift=%d`: the tick samples the kernel's PC once every %s guest "
-  "instructions, so samples are instruction counts.  Addresses resolved with "
+  "instructions, so each sample stands for that many instructions (an estimate, "
+  "with the spread of a count: the per-unit value of one sample is given per "
+  "workload; the *measured* row and its Rust/C ratio are exact).  Addresses resolved with "
   "`llvm-symbolizer --inlines` (scripts/profile-report.py).  Figures are guest "
   "instructions per page changed (a toggle changes each page twice; the floor "
   "reads and writes each PTE twice), or per PMD, PUD or call where pages say "
   "little.  Only CPU 0 runs (`maxcpus=1`); the "
   "samples of reading `/proc/profile` back (the copy to user space, after "
-  "the timed runs) are left out." % (next(iter(runs.values()))["reps"], shift, format(period, ",")))
+  "the timed runs) are left out." % (next(iter(runs.values()))["reps"], shift, format(period, ",.1f")))
 p("")
 p("*measured*: the runs' guest time (`-icount`: %d ns per instruction), which "
   "includes the tick handlers the samples cannot see; *sampled*: samples x "
@@ -178,9 +189,10 @@ for w in order:
     p("")
     r0 = runs[(w, whos[0])]
     unit = r0["unit"]
-    p("%s %ss per run, %d runs per column%s." % (
+    p("%s %ss per run, %d runs per column%s; one sample: %s instructions per %s." % (
         format(r0["pages"], ","), unit, r0["reps"],
-        "; the floor: per page" if unit != "page" and "floor" in whos else ""))
+        "; the floor: per page" if unit != "page" and "floor" in whos else "",
+        format(period / (r0["reps"] * r0["pages"]), ".3g"), unit))
     p("")
     p("| per %s | " % unit + " | ".join(whos) + (" | Rust/C |" if "rust" in whos else " |"))
     p("| --- | " + " | ".join("---:" for _ in whos) + (" | ---: |" if "rust" in whos else " |"))

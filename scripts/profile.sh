@@ -8,8 +8,9 @@
 # (tests/configs/profile.config, in $MPRS_CACHE/configs/profile: debug
 # information does not change the code), boots it with profile=0 under
 # QEMU's -icount shift=PROFILE_SHIFT (4), where the kernel's tick, which
-# samples the interrupted PC into /proc/profile, comes every TICK_NSEC >>
-# PROFILE_SHIFT guest instructions (250,000 at HZ=250), and runs the guest
+# samples the interrupted PC into /proc/profile, comes every TICK_NSEC /
+# 2^PROFILE_SHIFT guest instructions (208,333.3 at the config's HZ=300), and
+# runs the guest
 # program in profile mode (tests/guest/bench_user.c -p: PROFILE_REPS runs,
 # 20, of each workload under each walker and of the floor, /proc/profile read
 # after each).  Only CPU 0 is brought up (maxcpus=1; node 1 keeps its
@@ -39,8 +40,9 @@ step "build the profiling kernel ($dir, log in out/configs/profile.log)"
 grep -q '^CONFIG_PROFILING=y' "$dir/.config" || die "no CONFIG_PROFILING in $dir/.config"
 hz=$(sed -n 's/^CONFIG_HZ=//p' "$dir/.config")
 [ -n "$hz" ] || die "no CONFIG_HZ in $dir/.config"
-# TICK_NSEC, as include/vdso/jiffies.h computes it, in instructions.
-period=$(( ((1000000000 + hz / 2) / hz) >> shift_ ))
+# TICK_NSEC, as include/vdso/jiffies.h computes it, in instructions (not
+# a whole number at HZ=300: tests/configs/profile.config).
+period=$(awk -v hz="$hz" -v s="$shift_" 'BEGIN { printf "%.4f", int((1000000000 + int(hz / 2)) / hz) / 2 ^ s }')
 
 step "build the guest programs and the initramfs"
 initramfs=$(KBUILD_OUTPUT_DIR="$dir" "$here/initramfs.sh" profile)

@@ -498,8 +498,10 @@ int main(int argc, char **argv)
 
 	/*
 	 * uffd-wp protect and resolve (UFFDIO_WRITEPROTECT) over 1 GiB of
-	 * anonymous 4K pages and of shmem, with WP_UNPOPULATED (markers in
-	 * none PTEs: the populate path of both walkers is taken).
+	 * anonymous 4K pages and of shmem, every page present, with
+	 * WP_UNPOPULATED: pgtable_populate_needed() holds, so both walkers
+	 * run their populate step at every level (there is no none PTE to
+	 * mark).
 	 */
 	p = anon(gib, PMD, MADV_NOHUGEPAGE);
 	fault_in(p, gib, PAGE);

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The harness of the walker tests: what the scenarios record (page tables through
-//! `walk_page_range()`, counts, notifier ranges, TLB gathers), how they set memory up, and the comparison
-//! of the two walkers' runs ([`under_each_walker`]).
+//! `walk_page_range()`, counts, notifier ranges, TLB gathers), how they set memory up, and the
+//! comparison of the two walkers' runs ([`under_each_walker`]).
 
 use core::{
     ffi::c_void,
@@ -183,7 +183,8 @@ unsafe extern "C" fn walked_stub(tlb: *mut bindings::mmu_gather) {
     // SAFETY: `tlb` is valid (see above), and `gather` has the words the function writes.
     unsafe { bindings::mprotect_gather_for_kunit(tlb, gather.as_mut_ptr()) };
     // SAFETY: `GATHER_REC` points to the boxed recorder of a live `Recording`, which
-    // deactivates this stub and clears the pointer before the recorder is freed.
+    // deactivates this stub and clears the pointer before the recorder is freed, or to one
+    // leaked by a test whose thread died (see `Recording::finish()`).
     let rec = unsafe { &*rec };
     if gather[GATHER_END] != 0 {
         let base = rec.base.load(Ordering::Relaxed) as u64;
@@ -340,6 +341,12 @@ impl Recording {
     }
 
     /// Unregisters the notifier and stores what it recorded in `run`.
+    ///
+    /// Nothing fallible runs before the stub and the notifier are gone, so that the recorder
+    /// is never freed while either can reach it. If the test's thread dies before this (a
+    /// failed assertion), the recorder is leaked, not freed: KUnit deactivates the stub when
+    /// the test ends, the exiting thread is not redirected in the meantime
+    /// (`MPROTECT_TEST_STUB()`), and [`end_of_scenarios`] clears [`GATHER_REC`].
     pub(crate) fn finish(mut self, run: &mut Run) -> Result {
         let real: Walked = bindings::mprotect_walked_for_kunit;
         // SAFETY: As in `start()`; the test is still running.
@@ -350,6 +357,8 @@ impl Recording {
             )
         };
         GATHER_REC.store(ptr::null_mut(), Ordering::Release);
+        // SAFETY: Registered on `mm` in `start()`; after this no callback runs any more.
+        unsafe { bindings::mmu_notifier_unregister(&mut self.rec.mn, self.mm) };
         let total = self.rec.gathers.load(Ordering::Relaxed);
         run.gather_total = total;
         run.gather_digest = self.rec.gather_digest.load(Ordering::Relaxed) as u64;
@@ -362,8 +371,6 @@ impl Recording {
             gathers.push(gather, GFP_KERNEL)?;
         }
         run.gathers = gathers;
-        // SAFETY: Registered on `mm` in `start()`; after this no callback runs any more.
-        unsafe { bindings::mmu_notifier_unregister(&mut self.rec.mn, self.mm) };
         let total = self.rec.next.load(Ordering::Relaxed);
         run.inval_total = total;
         run.inval_digest = self.rec.digest.load(Ordering::Relaxed) as u64;
@@ -794,6 +801,8 @@ pub(crate) static CHOSEN: AtomicUsize = AtomicUsize::new(0);
 /// `test` is the test that added the action; KUnit runs or releases its actions while the
 /// test is alive.
 pub(crate) unsafe extern "C" fn end_of_scenarios(test: *mut c_void) {
+    // A recording that a failed assertion cut short keeps no stub pointing at it.
+    GATHER_REC.store(ptr::null_mut(), Ordering::Release);
     let running = RUNNING.swap(0, Ordering::Relaxed);
     if let Some(walker) = running.checked_sub(1).and_then(|i| WALKERS.get(i)) {
         let msg = fmt!("    # the scenario stopped under the {walker:?} walker\n");
