@@ -11,7 +11,7 @@
 
 struct mmu_gather;
 
-#ifdef CONFIG_MPROTECT_TEST_HOOKS
+#if defined(CONFIG_MPROTECT_TEST_HOOKS) && IS_ENABLED(CONFIG_KUNIT)
 #include <kunit/static_stub.h>
 /*
  * A KUnit static stub at the top of @fn, for the tests of the mprotect
@@ -23,7 +23,8 @@ struct mmu_gather;
  * test's thread tears its mm down (exit_mmap() calls pte_offset_map_lock())
  * after the test has ended, with current->kunit_test still pointing at the
  * test, which KUnit may be cleaning up by then.  Otherwise it costs a static
- * branch, and nothing without this option.
+ * branch, and nothing without this option or without KUnit (the debugfs
+ * files of CONFIG_MPROTECT_DEBUGFS_CHANGE need the hooks, not KUnit).
  */
 #define MPROTECT_TEST_STUB(fn, args...)					\
 do {									\
@@ -104,15 +105,18 @@ enum {
 	MPROTECT_GATHER_VMA_PFN = 1 << 8,
 };
 
-void mprotect_walked_for_kunit(struct mmu_gather *tlb);
 void mprotect_gather_for_kunit(const struct mmu_gather *tlb, u64 *out);
 #ifdef CONFIG_HUGETLB_PAGE
 unsigned long mprotect_mmap_hugetlb_for_kunit(unsigned long len);
 #endif
+#endif /* CONFIG_MPROTECT_TEST_HOOKS */
+
+#if defined(CONFIG_MPROTECT_TEST_HOOKS) && IS_ENABLED(CONFIG_KUNIT)
+void mprotect_walked_for_kunit(struct mmu_gather *tlb);
 #else
 static inline void mprotect_walked_for_kunit(struct mmu_gather *tlb)
 {
 }
-#endif /* CONFIG_MPROTECT_TEST_HOOKS */
+#endif
 
 #endif /* _LINUX_MPROTECT_TEST_H */
