@@ -155,9 +155,10 @@ p("Each benchmark workload of `make bench`, run %d times under the C walker, "
   "samples of reading `/proc/profile` back (the copy to user space, after "
   "the timed runs) are left out." % (next(iter(runs.values()))["reps"], shift, format(period, ",.1f")))
 p("")
-p("*measured*: the runs' guest time (`-icount`: %d ns per instruction), which "
-  "includes the tick handlers the samples cannot see; *sampled*: samples x "
-  "period.  The rows below add up to *sampled*." % (1 << shift))
+p("*measured*: the runs' guest time (`-icount`: %d ns per instruction), exact; "
+  "*sampled*: samples x period, which matches it when every tick of the runs "
+  "was recorded (the tick handlers' own instructions, about 1%%, are spread "
+  "over the code they interrupt).  The rows below add up to *sampled*." % (1 << shift))
 
 report = {}
 for w in order:
