@@ -327,6 +327,26 @@ static void fault_in(char *p, size_t len, size_t step)
 		p[off] = 1;
 }
 
+/*
+ * @len of anonymous memory faulted in as 64K mTHP folios: only the 64K size
+ * enabled while faulting in (MADV_NOHUGEPAGE would disable mTHP too), then
+ * MADV_NOHUGEPAGE so that khugepaged leaves them alone.
+ */
+static char *anon_mthp_64k(size_t len)
+{
+	char *p;
+
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "never");
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "always");
+	p = anon(len, PMD, -1);
+	fault_in(p, len, PAGE);
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "never");
+	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "inherit");
+	if (madvise(p, len, MADV_NOHUGEPAGE))
+		die("madvise");
+	return p;
+}
+
 /* @len of shmem (a memfd, 4K pages), mapped shared. */
 static char *shmem(size_t len)
 {
@@ -417,19 +437,8 @@ int main(int argc, char **argv)
 	bench(&w, TOGGLE, 1);
 	munmap(p, gib);
 
-	/*
-	 * 2b: 64K mTHP folios: only the 64K size enabled while faulting in
-	 * (MADV_NOHUGEPAGE would disable mTHP too), then MADV_NOHUGEPAGE so
-	 * that khugepaged leaves them alone.
-	 */
-	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "never");
-	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "always");
-	p = anon(gib, PMD, -1);
-	fault_in(p, gib, PAGE);
-	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "never");
-	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "inherit");
-	if (madvise(p, gib, MADV_NOHUGEPAGE))
-		die("madvise");
+	/* 2b: 64K mTHP folios. */
+	p = anon_mthp_64k(gib);
 	w = (struct workload){ .name = "mthp_64k_1g", .addr = p, .len = gib,
 			       .rw = PROT_READ | PROT_WRITE, .uffd = -1 };
 	bench(&w, TOGGLE, 1);
@@ -444,14 +453,7 @@ int main(int argc, char **argv)
 	 * exclusive again (PageAnonExclusive()), the others not, so that
 	 * the write upgrade runs in sub-batches of one page.
 	 */
-	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "never");
-	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "always");
-	p = anon(gib, PMD, -1);
-	fault_in(p, gib, PAGE);
-	put("/sys/kernel/mm/transparent_hugepage/hugepages-64kB/enabled", "never");
-	put("/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled", "inherit");
-	if (madvise(p, gib, MADV_NOHUGEPAGE))
-		die("madvise");
+	p = anon_mthp_64k(gib);
 	{
 		pid_t pid = fork();
 
