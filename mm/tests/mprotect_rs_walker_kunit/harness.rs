@@ -828,8 +828,7 @@ pub(crate) fn walker_index(walker: &CStr) -> Option<usize> {
 
 /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
 /// runs recorded the same entries, counts, invalidations, TLB gathers, flags and page
-/// verdicts. Returns
-/// the Rust walker's run.
+/// verdicts. Returns the Rust walker's run.
 ///
 /// The scenario checks its own expectations with the test's `assert!`s; this function is
 /// outside the test functions, so it reports a difference as an error instead. A failure
