@@ -10,14 +10,14 @@
 # QEMU's -icount shift=PROFILE_SHIFT (4), where the kernel's tick, which
 # samples the interrupted PC into /proc/profile, comes every TICK_NSEC /
 # 2^PROFILE_SHIFT guest instructions (208,333.3 at the config's HZ=300), and
-# runs the guest
-# program in profile mode (tests/guest/bench_user.c -p: PROFILE_REPS runs,
-# 20, of each workload under each walker and of the floor, /proc/profile read
-# after each).  Only CPU 0 is brought up (maxcpus=1; node 1 keeps its
-# memory): with the idle second vCPU, whose timer then lags under this
-# -icount, RCU reported stalls, and its idle loop would take samples.  scripts/profile-report.py resolves every sampled address with
-# llvm-symbolizer, inline frames included, and writes results/profile.md;
-# the raw console stays in out/profile/.
+# runs the guest program in profile mode (tests/guest/bench_user.c -p:
+# PROFILE_REPS runs, 20, of each workload under each walker and of the
+# floor, /proc/profile read after each).  Only CPU 0 is brought up
+# (maxcpus=1; node 1 keeps its memory): with the idle second vCPU, whose
+# timer then lags under this -icount, RCU reported stalls, and its idle
+# loop would take samples.  scripts/profile-report.py resolves every
+# sampled address with llvm-symbolizer, inline frames included, and writes
+# results/profile.md; the raw console stays in out/profile/.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
