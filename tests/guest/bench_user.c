@@ -386,10 +386,25 @@ static int uffd_register(char *p, size_t len, __u64 features)
 	return fd;
 }
 
+/*
+ * UFFDIO_WRITEPROTECT protect and resolve over [@p, @p + @len), faulted in
+ * and registered for uffd-wp with @features; unmapped afterwards.
+ */
+static void bench_uffd_wp(const char *name, char *p, size_t len, __u64 features)
+{
+	struct workload w;
+
+	fault_in(p, len, PAGE);
+	w = (struct workload){ .name = name, .addr = p, .len = len,
+			       .rw = PROT_NONE,
+			       .uffd = uffd_register(p, len, features) };
+	bench(&w, UFFD_WP, 1);
+	close(w.uffd);
+	munmap(p, len);
+}
+
 int main(int argc, char **argv)
 {
-	const __u64 anon_wp = UFFD_FEATURE_WP_UNPOPULATED;
-	const __u64 shmem_wp = anon_wp | UFFD_FEATURE_WP_HUGETLBFS_SHMEM;
 	const size_t gib = PUD;
 	struct workload w;
 	char *p;
@@ -505,22 +520,10 @@ int main(int argc, char **argv)
 	 * run their populate step at every level (there is no none PTE to
 	 * mark).
 	 */
-	p = anon(gib, PMD, MADV_NOHUGEPAGE);
-	fault_in(p, gib, PAGE);
-	w = (struct workload){ .name = "uffd_wp_anon_1g", .addr = p,
-			       .len = gib, .rw = PROT_NONE,
-			       .uffd = uffd_register(p, gib, anon_wp) };
-	bench(&w, UFFD_WP, 1);
-	close(w.uffd);
-	munmap(p, gib);
-	p = shmem(gib);
-	fault_in(p, gib, PAGE);
-	w = (struct workload){ .name = "uffd_wp_shmem_1g", .addr = p,
-			       .len = gib, .rw = PROT_NONE,
-			       .uffd = uffd_register(p, gib, shmem_wp) };
-	bench(&w, UFFD_WP, 1);
-	close(w.uffd);
-	munmap(p, gib);
+	bench_uffd_wp("uffd_wp_anon_1g", anon(gib, PMD, MADV_NOHUGEPAGE), gib,
+		      UFFD_FEATURE_WP_UNPOPULATED);
+	bench_uffd_wp("uffd_wp_shmem_1g", shmem(gib), gib,
+		      UFFD_FEATURE_WP_UNPOPULATED | UFFD_FEATURE_WP_HUGETLBFS_SHMEM);
 
 	/* 3: PMD-mapped THPs. */
 	p = anon(gib, PMD, MADV_HUGEPAGE);

@@ -826,6 +826,14 @@ pub(crate) fn walker_index(walker: &CStr) -> Option<usize> {
     WALKERS.iter().position(|w| *w == walker)
 }
 
+/// The index of the first element where `a` and `b` differ, or the length of the shorter.
+fn first_difference<T: PartialEq>(a: &[T], b: &[T]) -> usize {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()))
+}
+
 /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
 /// runs recorded the same entries, counts, invalidations, TLB gathers, flags and page
 /// verdicts. Returns the Rust walker's run.
@@ -864,12 +872,7 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
     let rust = runs.pop().ok_or(EINVAL)?;
     let c = runs.pop().ok_or(EINVAL)?;
     if c.counts[..] != rust.counts[..] {
-        let i = c
-            .counts
-            .iter()
-            .zip(rust.counts.iter())
-            .position(|(a, b)| a != b)
-            .unwrap_or(c.counts.len().min(rust.counts.len()));
+        let i = first_difference(&c.counts, &rust.counts);
         pr_err!(
             "counts differ at {i} of {}/{}: C {:?}, Rust {:?}\n",
             c.counts.len(),
@@ -896,12 +899,7 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
         || c.gather_digest != rust.gather_digest
         || c.gathers[..] != rust.gathers[..]
     {
-        let i = c
-            .gathers
-            .iter()
-            .zip(rust.gathers.iter())
-            .position(|(a, b)| a != b)
-            .unwrap_or(c.gathers.len().min(rust.gathers.len()));
+        let i = first_difference(&c.gathers, &rust.gathers);
         pr_err!(
             "TLB gathers differ at walk {i} of {}/{} (range, flags, page size): C {:#x?}, \
              Rust {:#x?} (digests {:#x}, {:#x})\n",
