@@ -21,18 +21,16 @@ llvm-symbolizer (inline frames included) and attributed
 
 Only CPU 0 runs (the boot has maxcpus=1); samples of the idle loop and of
 resetting and reading /proc/profile back are left out and counted apart.
-Writes markdown to stdout.  LLVM tools: llvm-nm$MPRS_LLVM and
-llvm-symbolizer$MPRS_LLVM (MPRS_LLVM=-22 by default, as scripts/lib.sh).
+Writes markdown to stdout.  Symbols: scripts/mprs_symbols.py.
 """
 
 import collections
 import json
 import os
-import re
-import subprocess
 import sys
 
-LLVM = os.environ.get("MPRS_LLVM", "-22")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mprs_symbols import CLASS_NAME, CLASSES, classify, symbol_address, symbolize  # noqa: E402
 
 console, vmlinux, period, shift = sys.argv[1], sys.argv[2], float(sys.argv[3]), int(sys.argv[4])
 json_out = sys.argv[6] if len(sys.argv) > 6 and sys.argv[5] == "--json" else None
@@ -56,46 +54,10 @@ for line in open(console, errors="replace"):
 if step is None or not runs:
     sys.exit("profile-report: no profile in " + console)
 
-nm = subprocess.run(["llvm-nm" + LLVM, vmlinux], capture_output=True, text=True, check=True).stdout
-stext = next(int(l.split()[0], 16) for l in nm.splitlines() if l.endswith(" _stext"))
-
+stext = symbol_address(vmlinux, "_stext")
 bins = sorted({b for c in samples.values() for b in c})
-addrs = [stext + b * step for b in bins]
-sym = subprocess.run(
-    ["llvm-symbolizer" + LLVM, "--obj=" + vmlinux, "--inlines", "--demangle",
-     "--output-style=JSON"],
-    input="".join("0x%x\n" % a for a in addrs), capture_output=True, text=True, check=True
-).stdout
-frames = {}
-if len(sym.splitlines()) != len(bins):
-    sys.exit("profile-report: llvm-symbolizer answered %d of %d addresses"
-             % (len(sym.splitlines()), len(bins)))
-for b, line in zip(bins, sym.splitlines()):
-    frames[b] = [(s.get("FunctionName", "??"), s.get("FileName", ""), s.get("Line", 0))
-                 for s in json.loads(line).get("Symbol", [])] or [("??", "", 0)]
-
-
-def short(fn):
-    """A demangled Rust path without crate hashes and generic arguments."""
-    fn = re.sub(r"\[[0-9a-f]{16}\]", "", fn)
-    fn = re.sub(r"::\{closure#\d+\}", "::{closure}", fn)
-    prev = None
-    while prev != fn:
-        prev = fn
-        fn = re.sub(r"<([^<>]*?) as [^<>]*?>", r"\1", fn)
-    fn = fn.replace("mprotect_rs::", "").replace("kernel::mm::pgtable::", "pgtable::")
-    return fn
-
-
-def rel(path):
-    m = re.search(r"/(mm|include|arch|rust|kernel|lib|fs)/(.*)$", path)
-    return m.group(1) + "/" + m.group(2) if m else path
-
-
-OWN = ("mm/mprotect.c", "mm/mprotect_rs.rs")
-ABSTRACTIONS = ("rust/kernel/mm/pgtable.rs",)
-IDLE = re.compile(r"idle|safe_halt|^halt$|poll_idle")
-
+by_addr = symbolize(vmlinux, (stext + b * step for b in bins))
+frames = {b: by_addr[stext + b * step] for b in bins}
 
 # Resetting /proc/profile (the memset, before the timed runs) and reading it
 # back (the copy to user space, after them) run while the profile is on.  The
@@ -103,39 +65,10 @@ IDLE = re.compile(r"idle|safe_halt|^halt$|poll_idle")
 READING = {"rep_movs_alternative", "read_profile", "write_profile", "memset_orig"}
 
 
-def walker_symbol(raw):
-    """Whether the out-of-line symbol raw is (part of) a walker or the floor."""
-    return (raw in ("change_protection", "mprotect_floor_write")
-            or raw.startswith("rust_change_protection_range") or "mprotect_rs::" in raw)
-
-
-def classify(b):
+def classify_bin(b):
     """(row key, class) of the samples of bin b."""
-    fr = frames[b]
-    raw = fr[-1][0]
-    outer = short(raw)
-    if IDLE.search(outer):
-        return outer, "idle"
-    if outer in READING:
-        return outer, "reading"
-    if walker_symbol(raw):
-        inner, file, line = fr[0]
-        file = rel(file)
-        if line == 0:
-            return short(inner) + "  (no line)", "noline"
-        cls = "own" if file in OWN else "abstraction" if file in ABSTRACTIONS else "helper"
-        return short(inner) + ("" if cls != "helper" else "  (%s)" % file), cls
-    return outer, "called"
+    return classify(frames[b], {r: "reading" for r in READING})
 
-
-CLASS_NAME = {
-    "own": "the walker's own lines (`mm/mprotect.c`, `mm/mprotect_rs.rs`)",
-    "abstraction": "`kernel::mm::pgtable` lines (Rust only)",
-    "helper": "inlined C helpers with their own lines (`include/`, `arch/`)",
-    "noline": "inlined code without a line: compiler-made, and in Rust the C helpers "
-              "inlined from `rust/helpers/`, whose bitcode carries no line information",
-    "called": "out-of-line functions the walk calls, and the rest of the system call",
-}
 
 out = []
 p = out.append
@@ -170,7 +103,7 @@ for w in order:
     reading = collections.Counter()
     for who in whos:
         for b, n in samples[(w, who)].items():
-            key, cls = classify(b)
+            key, cls = classify_bin(b)
             if cls == "idle":
                 idle[who] += n
                 continue
@@ -208,7 +141,7 @@ for w in order:
     p("| sampled | " + " | ".join("%.1f" % samp[x] for x in whos) + ratio(samp))
     p("| samples | " + " | ".join(format(tot[x], ",") for x in whos) + " |" +
       (" |" if "rust" in whos else ""))
-    for cls in ("own", "abstraction", "helper", "noline", "called"):
+    for cls in CLASSES:
         d = {x: per_page(x, sum(v[x] for k, v in rows.items() if cls_of[k] == cls)) for x in whos}
         p("| %s | " % CLASS_NAME[cls] + " | ".join("%.1f" % d[x] for x in whos) + ratio(d))
     p("")

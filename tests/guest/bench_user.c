@@ -33,6 +33,18 @@
  * "# profile: step" line), and the unit is a page changed (twice for a
  * toggle) or, where pages say little, a PMD, a PUD or a call.
  *
+ * Usage: bench_user -t REPS [DAX [NAME,...]]   (make trace, scripts/trace.sh)
+ *
+ * For every workload, cut down to what single-stepping can cover (one PTE
+ * table of the page workloads, two PMD leaves, 4 GiB of the sparse range,
+ * the DAX PUD leaf; one 4-page toggle for the small calls): a warm-up under each walker, then REPS runs of the
+ * operation under the C walker and REPS under the Rust walker.  Before
+ * them it writes "trace:<workload>:<units>:<unit>" to the walker file,
+ * which refuses it (EINVAL, ignored): the debugger of scripts/trace.sh
+ * stops in mprotect_walker_write() and reads the marks, and the walker
+ * names that follow them, to know what it single-steps, up to
+ * "trace:stop".  Last, it writes "trace:end".  With NAMEs, only those workloads.
+ *
  * The program runs on CPU 0 only, so that every boot takes the same paths
  * (NUMA hinting skips folios on the local node).
  */
@@ -60,6 +72,8 @@
 static const char *knob = "/sys/kernel/debug/mprotect/walker";
 static int reps = 11;
 static int profiling;
+static int tracing;
+static const char *trace_only;	/* make trace's TRACE_ONLY: names, comma-separated */
 
 static void die(const char *what)
 {
@@ -277,9 +291,75 @@ static void profile_one(struct workload *w, enum op op, const char *who)
 			printf("P %s %s %zx %u\n", w->name, who, i, prof[i + 1]);
 }
 
+/* Tells the debugger of make trace what comes next; see the top. */
+static void mark(const char *what)
+{
+	int fd = open(knob, O_WRONLY);
+
+	if (fd < 0)
+		die(knob);
+	if (write(fd, what, strlen(what)) >= 0)
+		die("the walker file took a trace mark");
+	close(fd);
+}
+
+/* One run of @w (cut down) under each walker, single-stepped by make trace. */
+static void trace_one(struct workload *w, enum op op)
+{
+	struct workload t = *w;
+	unsigned long units;
+	char buf[128];
+
+	if (trace_only && *trace_only) {
+		size_t n = strlen(w->name);
+		const char *s = trace_only;
+
+		while ((s = strstr(s, w->name)) &&
+		       ((s != trace_only && s[-1] != ',') || (s[n] && s[n] != ',')))
+			s++;
+		if (!s)
+			return;
+	}
+	if (op == SMALL)
+		op = TOGGLE;	/* one call each way */
+	else if (!strcmp(w->name, "sparse_1t_none"))
+		t.len = 4 * PUD;
+	else if (!w->unit)
+		t.len = w->len < PMD ? w->len : PMD;
+	else if (!strcmp(w->unit, "PMD"))
+		t.len = 2 * PMD;
+	if (!w->units)
+		units = op_pages(&t, op);
+	else if (!strcmp(w->unit, "populated page"))
+		units = 2 * t.len / PUD;
+	else if (!strcmp(w->unit, "PMD"))
+		units = 2 * t.len / PMD;
+	else
+		units = 2;	/* PUDs of one leaf, or calls */
+	units *= reps;
+	for (int k = 0; k < 2; k++) {
+		put(knob, k ? "rust" : "c");
+		run_op(&t, op);	/* warm up */
+	}
+	snprintf(buf, sizeof(buf), "trace:%s:%lu:%s", w->name, units,
+		 w->units ? w->unit : "page");
+	mark(buf);
+	for (int k = 0; k < 2; k++) {
+		put(knob, k ? "rust" : "c");
+		for (int r = 0; r < reps; r++)
+			run_op(&t, op);
+	}
+	mark("trace:stop");
+	printf("# trace: %s done\n", w->name);
+}
+
 static void bench(struct workload *w, enum op op, int floor)
 {
 	printf("# %s: %zu MiB at %p\n", w->name, w->len >> 20, (void *)w->addr);
+	if (tracing) {
+		trace_one(w, op);
+		return;
+	}
 	if (profiling) {
 		profile_one(w, op, "c");
 		profile_one(w, op, "rust");
@@ -419,6 +499,12 @@ int main(int argc, char **argv)
 		profiling = 1;
 		argv++;
 		argc--;
+	} else if (argc > 1 && !strcmp(argv[1], "-t")) {
+		tracing = 1;
+		argv++;
+		argc--;
+		if (argc > 3)
+			trace_only = argv[3];
 	}
 	if (argc > 1)
 		reps = atoi(argv[1]);
@@ -568,6 +654,8 @@ int main(int argc, char **argv)
 			       .len = 4 * PAGE, .rw = PROT_READ | PROT_WRITE, .uffd = -1,
 			       .units = 2 * 1000, .unit = "call" };
 	bench(&w, SMALL, 0);
+	if (tracing)
+		mark("trace:end");
 	printf("# bench: done\n");
 	return 0;
 }

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# make trace: every instruction each walker runs, counted exactly, on the
+# workloads of make bench cut down to what single-stepping can cover.
+#
+# Builds the profiling kernel of make profile (tests/configs/profile.config:
+# the test kernel with DWARF, in $MPRS_CACHE/configs/profile), boots it
+# under TCG with QEMU's gdbstub on a loopback port and the guest program in
+# trace mode (tests/guest/bench_user.c -t: TRACE_REPS runs, 1, under each
+# walker, of the workloads TRACE_ONLY names, comma-separated, or of all),
+# and single-steps every change_protection() call of those runs through
+# the gdbstub (scripts/trace-step.py, which speaks GDB's remote protocol,
+# about 2,000 steps a second).  nokaslr, so that System.map's addresses
+# hold; maxcpus=1, so that only the traced CPU runs.  scripts/trace-report.py
+# resolves the addresses and writes results/trace.md; the console, the
+# debugger's log and the counts stay in out/trace/.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+root=$(mprs_root)
+cache=$(mprs_cache)
+reps=${TRACE_REPS:-1}
+only=${TRACE_ONLY:-}
+timeout_s=${TRACE_TIMEOUT:-3600}
+dir="$cache/configs/profile"
+out="$root/out/trace"
+
+die() { echo "trace: ERROR: $*" >&2; exit 1; }
+step() { echo "==> $*"; }
+
+mkdir -p "$out"
+step "build the profiling kernel ($dir, log in out/configs/profile.log)"
+"$here/configs.sh" profile >"$out/configs.log" 2>&1 ||
+	die "the profiling kernel did not build (out/configs/profile.log)"
+
+step "build the guest programs and the initramfs"
+initramfs=$(KBUILD_OUTPUT_DIR="$dir" "$here/initramfs.sh" profile)
+mapfile -t args < <(mprs_qemu_args)
+# A free loopback port for the gdbstub.
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+cmd=(qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio -monitor none
+	"${args[@]}" -accel tcg -gdb "tcp:127.0.0.1:$port"
+	-kernel "$dir/arch/x86/boot/bzImage" -initrd "$initramfs"
+	-append "$MPRS_GUEST_CMDLINE kunit.enable=0 nokaslr maxcpus=1 mprs_trace=$reps${only:+ mprs_trace_only=$only}")
+printf '%q ' "${cmd[@]}" >"$out/qemu.txt"
+step "boot with the gdbstub on port $port; every change_protection() call of the traced runs single-stepped"
+t0=$SECONDS
+rm -f "$out/trace.json"
+timeout -s KILL "$timeout_s" "${cmd[@]}" </dev/null >"$out/console.txt" 2>&1 &
+qemu=$!
+# The debugger connects once QEMU listens.
+for _ in $(seq 50); do
+	python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
+	sleep 0.2
+done
+timeout -s KILL "$timeout_s" python3 "$here/trace-step.py" "$dir/System.map" "$port" \
+	"$out/trace.json" >"$out/step.log" 2>&1 ||
+	{ kill -9 $qemu 2>/dev/null; die "the debugger failed (out/trace/step.log)"; }
+wait $qemu || die "QEMU failed or timed out (out/trace/console.txt)"
+grep -q "^# bench: done" "$out/console.txt" || die "the guest did not finish (out/trace/console.txt)"
+[ -s "$out/trace.json" ] || die "GDB wrote no counts (out/trace/step.log)"
+echo "    $((SECONDS - t0)) s"
+python3 "$here/splat-check.py" "$out/console.txt" "$root/tests/splat-allow.txt" ||
+	die "a kernel splat in the traced boot"
+
+step "resolve the addresses"
+mkdir -p "$root/results"
+python3 "$here/trace-report.py" "$out/trace.json" "$dir/vmlinux" >"$root/results/trace.md"
+echo "    results/trace.md"
