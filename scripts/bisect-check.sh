@@ -69,6 +69,7 @@ for c in "${commits[@]}"; do
 		PATH="$here/qemu-bin:$PATH" MPRS_ACCEL=$accel \
 			python3 "$src/tools/testing/kunit/kunit.py" exec --arch=x86_64 --build_dir="$build" \
 			--kunitconfig="$root/tests/mprotect-rs.kunitconfig" \
+			--kunitconfig="$root/tests/arch/x86_64.kunitconfig" \
 			--qemu_config="$root/tests/qemu/x86_64.py" --timeout="${KUNIT_TIMEOUT:-300}" \
 			"${kargs[@]}" --json="$out/$n.json" 'mprotect_rs_[!g]*' >>"$log" 2>&1
 		if python3 "$here/check-results.py" "$out/$n.json" "$out/$n.expected" >>"$log" 2>&1; then

@@ -4,8 +4,10 @@
 # Configure, build and boot the patched kernel under QEMU, run KUnit, and
 # check the results.  Used by `make run` and `make test`.
 #
-# MPRS_KERNEL=test (default) or debug picks the kernel (scripts/lib.sh).
-# Output goes to out/ (out/debug/ for the debug kernel): config.log,
+# MPRS_KERNEL=test (default) or debug picks the kernel, ARCH=x86_64
+# (default) or arm64 the architecture (scripts/lib.sh).
+# Output goes to out/ (out/debug/ for the debug kernel, out/arm64/ for
+# arm64): config.log,
 # build.log, kunit.log (kunit.py's parsed summary), console.log (the raw
 # console) and kunit.json.  The build tree is $MPRS_CACHE/build (or
 # build-debug); the kernel source tree is scripts/prepare-tree.sh's.
@@ -16,25 +18,28 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(mprs_root)
 tree=$(mprs_tree)
 kernel=$(mprs_kernel)
+arch=$(mprs_arch)
 build=$(mprs_build)
 # MPRS_OUT and MPRS_KUNITCONFIG let make configs boot another configuration.
 out=$(mprs_out)
 mapfile -t kunitconfigs < <(mprs_kunitconfigs)
-qemu_config="$root/tests/qemu/x86_64.py"
+qemu_config="$root/tests/qemu/$arch.py"
 jobs=${JOBS:-$(nproc)}
 # KASAN and lockdep under TCG make the debug kernel several times slower.
 if [ "$kernel" = debug ]; then timeout_s=${KUNIT_TIMEOUT:-1500}; else timeout_s=${KUNIT_TIMEOUT:-300}; fi
+# aarch64 under TCG on an x86_64 host is slower again.
+[ "$arch" = x86_64 ] || [ -n "${KUNIT_TIMEOUT:-}" ] || timeout_s=$((timeout_s * 3))
 
 die() { echo "kunit: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
 
 mkdir -p "$out" "$build"
 kunit_py=("python3" "$tree/tools/testing/kunit/kunit.py")
-common=(--arch=x86_64 --build_dir="$build" --qemu_config="$qemu_config"
+common=(--arch="$arch" --build_dir="$build" --qemu_config="$qemu_config"
 	--make_options "LLVM=$MPRS_LLVM")
 for k in "${kunitconfigs[@]}"; do common+=(--kunitconfig="$k"); done
 
-step "configure the $kernel kernel ($build)"
+step "configure the $kernel kernel for $arch ($build)"
 "${kunit_py[@]}" config "${common[@]}" >"$out/config.log" 2>&1 || {
 	cat "$out/config.log"; die "kernel configuration failed (see above)"; }
 # A dependency can silently drop an option in olddefconfig: check, and log
@@ -52,17 +57,18 @@ for k in "${kunitconfigs[@]}"; do
 		fi
 	done < <(grep -E '^CONFIG_|^# CONFIG_.* is not set' "$k")
 done >"$out/build.log"
-# On the terminal: a count for the first fragment, every line of the others.
-first=$(basename "${kunitconfigs[0]}")
-{ grep -v "^config: $first: .*: holds\$" "$out/build.log" || true; } | sed "s/^/    /"
-echo "    $(grep -c "^config: $first: .*: holds\$" "$out/build.log") options of $first hold" \
-	"(${out#$root/}/build.log)"
+# On the terminal: what does not hold, and a count per fragment.
+{ grep -v ": holds\$" "$out/build.log" || true; } | sed "s/^/    /"
+for k in "${kunitconfigs[@]}"; do
+	echo "    $(grep -c "^config: $(basename "$k"): .*: holds\$" "$out/build.log") options of" \
+		"$(basename "$k") hold (${out#$root/}/build.log)"
+done
 ! grep -q "DOES NOT HOLD" "$out/build.log" ||
 	die "options of the configuration do not hold after olddefconfig (see above)"
 
 step "build (make LLVM=$MPRS_LLVM CLIPPY=1 -j$jobs, log in ${out#$root/}/build.log)"
 t0=$(date +%s)
-if ! make -C "$tree" O="$build" ARCH=x86_64 LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
+if ! make -C "$tree" O="$build" ARCH="$arch" LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
 	>>"$out/build.log" 2>&1; then
 	grep -E "error|Error" "$out/build.log" | head -n 40
 	tail -n 20 "$out/build.log"
@@ -85,13 +91,19 @@ mapfile -t extra < <(mprs_kunit_kernel_args)
 # up: tests/guest/init (scripts/guest.sh) runs it after boot.
 suites='mprotect_rs_[!g]*'
 
-accel=$("$here/kvm-probe.sh" "$build/arch/x86/boot/bzImage")
+# No KVM for arm64 guests on an x86_64 host.
+if [ "$arch" = x86_64 ]; then
+	accel=$("$here/kvm-probe.sh" "$build/$(mprs_image)")
+else
+	accel=tcg
+fi
 
 # boot NAME CONSOLE EXPECTED GLOB [ARG...]: boot the kernel once and run the
 # KUnit cases that GLOB selects (kunit.py's ARGs before it); results in
 # $out/NAME.json, the parsed log in $out/NAME.log, the raw console in
-# $out/CONSOLE.  Fails unless every suite of tests/EXPECTED ran and passed
-# and the console has no splat.
+# $out/CONSOLE.  Fails unless every suite of tests/EXPECTED (and of
+# tests/arch/ARCH.EXPECTED) ran and passed, no case skipped but those of
+# tests/arch/ARCH.expected-skips, and the console has no splat.
 boot() {
 	local name=$1 console=$2 expected=$3 glob=$4 rc t0
 	shift 4
@@ -107,7 +119,13 @@ boot() {
 	echo "    booted and ran in $(( $(date +%s) - t0 ))s"
 	# kunit.py keeps the raw console in the build directory.
 	cp "$build/test.log" "$out/$console" 2>/dev/null || : >"$out/$console"
-	python3 "$here/check-results.py" "$out/$name.json" "$root/tests/$expected" || rc=1
+	# The suites of every architecture, those of this one (tests/arch/), and
+	# the cases that skip on it.
+	local skips=()
+	cat "$root/tests/$expected" >"$out/$expected"
+	[ ! -f "$root/tests/arch/$arch.$expected" ] || cat "$root/tests/arch/$arch.$expected" >>"$out/$expected"
+	[ ! -f "$root/tests/arch/$arch.expected-skips" ] || skips=("$root/tests/arch/$arch.expected-skips")
+	python3 "$here/check-results.py" "$out/$name.json" "$out/$expected" "${skips[@]}" || rc=1
 	python3 "$here/splat-check.py" "$out/$console" "$root/tests/splat-allow.txt" || rc=1
 	return "$rc"
 }

@@ -14,35 +14,70 @@ mprs_kernel() {
 	*) echo "MPRS_KERNEL must be test or debug, not '$MPRS_KERNEL'" >&2; return 1 ;;
 	esac
 }
+# The architecture: ARCH=x86_64 (the default) or ARCH=arm64 (cross-built
+# with the same LLVM, booted under qemu-system-aarch64).
+mprs_arch() {
+	case ${ARCH:-x86_64} in
+	x86_64|x86) echo x86_64 ;;
+	arm64) echo arm64 ;;
+	*) echo "ARCH must be x86_64 or arm64, not '$ARCH'" >&2; return 1 ;;
+	esac
+}
+# What is not x86_64 gets its name added to build and output directories.
+mprs_arch_suffix() {
+	local a
+	a=$(mprs_arch) || return 1
+	[ "$a" = x86_64 ] || echo "-$a"
+}
+# The kernel image QEMU boots, relative to the build directory, and QEMU.
+mprs_image() {
+	case $(mprs_arch) in
+	x86_64) echo arch/x86/boot/bzImage ;;
+	arm64) echo arch/arm64/boot/Image ;;
+	esac
+}
+mprs_qemu() {
+	case $(mprs_arch) in
+	x86_64) echo qemu-system-x86_64 ;;
+	arm64) echo qemu-system-aarch64 ;;
+	esac
+}
 # The kernel's build directory (O=), outside every source tree.
 mprs_build() {
-	local k
+	local k a
 	k=$(mprs_kernel) || return 1
+	a=$(mprs_arch_suffix) || return 1
 	if [ -n "${KBUILD_OUTPUT_DIR:-}" ]; then
 		echo "$KBUILD_OUTPUT_DIR"
 	elif [ "$k" = test ]; then
-		echo "$(mprs_cache)/build"
+		echo "$(mprs_cache)/build$a"
 	else
-		echo "$(mprs_cache)/build-$k"
+		echo "$(mprs_cache)/build-$k$a"
 	fi
 }
 # Where the runs of that kernel write their logs and results.
 mprs_out() {
-	local k
+	local k a
 	k=$(mprs_kernel) || return 1
+	a=$(mprs_arch) || return 1
 	if [ -n "${MPRS_OUT:-}" ]; then
 		echo "$MPRS_OUT"
+	elif [ "$a" != x86_64 ]; then
+		if [ "$k" = test ]; then echo "$(mprs_root)/out/$a"; else echo "$(mprs_root)/out/$a/$k"; fi
 	elif [ "$k" = test ]; then
 		echo "$(mprs_root)/out"
 	else
 		echo "$(mprs_root)/out/$k"
 	fi
 }
-# Its configuration fragments, in the order kunit.py merges them.
+# Its configuration fragments, in the order kunit.py merges them: the common
+# one, the architecture's, the debug kernel's.
 mprs_kunitconfigs() {
-	local k
+	local k a
 	k=$(mprs_kernel) || return 1
+	a=$(mprs_arch) || return 1
 	echo "${MPRS_KUNITCONFIG:-$(mprs_root)/tests/mprotect-rs.kunitconfig}"
+	echo "$(mprs_root)/tests/arch/$a.kunitconfig"
 	[ "$k" = test ] || echo "$(mprs_root)/tests/$k.kunitconfig"
 }
 mprs_kernel_tarball() { ls /usr/src/linux-source-7.3.tar.* 2>/dev/null | head -n1; }
@@ -51,14 +86,17 @@ mprs_kernel_version() {
 	make -s -C "$1" kernelversion 2>/dev/null
 }
 
-# The test kernel's configuration as a .config fragment: the kunitconfig and
+# The test kernel's configuration as a .config fragment: the kunitconfigs and
 # the options kunit.py adds for x86_64 (tests/qemu/x86_64.py), for builds
 # that do not go through kunit.py (make configs, bisect-check, the bench
 # baseline).
 mprs_test_config() {
 	cat "$(mprs_root)/tests/mprotect-rs.kunitconfig"
-	echo CONFIG_SERIAL_8250=y
-	echo CONFIG_SERIAL_8250_CONSOLE=y
+	cat "$(mprs_root)/tests/arch/$(mprs_arch).kunitconfig"
+	if [ "$(mprs_arch)" = x86_64 ]; then
+		echo CONFIG_SERIAL_8250=y
+		echo CONFIG_SERIAL_8250_CONSOLE=y
+	fi
 }
 
 # mprs_worktree TREE DIR COMMIT: DIR, a detached work tree of the git tree

@@ -90,18 +90,34 @@ mutations=(
                     }''')"
 "PFN of a write-upgraded sub-batch off by one page|sub(s, '''let mut ptent = ptent.advance_pfn(off);''', '''let mut ptent = ptent.advance_pfn(off + usize::from(off > 0));''')"
 "TLB flush (tlb_flush_pte_range()) dropped where the write upgrade applies|sub(s, '''if Pte::needs_flush(oldpte, ptent) {''', '''if Pte::needs_flush(oldpte, ptent) && !set_write {''')"
+"arm64: a folio's batch cut at 8 PTEs (a contpte block committed in two halves)|sub(s, '''        let max_nr = ptes.len() - first.idx();
+        let batch = folio_batch(folio, ptes, first, page, max_nr, true);''', '''        let max_nr = (ptes.len() - first.idx()).min(8);
+        let batch = folio_batch(folio, ptes, first, page, max_nr, true);''')"
 )
 
-# MUTATIONS="1 3" runs only those (numbered from 1).
+# MUTATIONS="1 3" runs only those (numbered from 1).  A fault named
+# "arm64: ..." is caught only by arm64's cases (contpte): it runs with
+# ARCH=arm64, where by default only those run and the gate is the arm64
+# kernel's KUnit suites (make kunit ARCH=arm64: there is no arm64 guest
+# yet); the others run on x86_64.
+arch=$(mprs_arch)
 only=" ${MUTATIONS:-} "
 caught=0
 tried=0
 i=0
 for m in "${mutations[@]}"; do
 	i=$((i + 1))
-	[ "$only" = "  " ] || [[ "$only" == *" $i "* ]] || continue
-	tried=$((tried + 1))
 	name=${m%%|*}
+	if [ "$only" = "  " ]; then
+		case "$arch:$name" in
+		x86_64:arm64:*) echo "mutation $i ($name): arm64 only"; continue ;;
+		arm64:arm64:*) ;;
+		arm64:*) continue ;;
+		esac
+	else
+		[[ "$only" == *" $i "* ]] || continue
+	fi
+	tried=$((tried + 1))
 	expr=${m#*|}
 	restore
 	target=$walker
@@ -126,7 +142,8 @@ PY
 	log="$out/$i.log"
 	echo "==> mutation $i: $name"
 	if "$here/prepare-tree.sh" >"$log" 2>&1 && "$here/kunit.sh" >>"$log" 2>&1 &&
-			"$here/guest.sh" >>"$log" 2>&1 && "$here/compile-fail.sh" >>"$log" 2>&1; then
+			{ [ "$arch" != x86_64 ] || { "$here/guest.sh" >>"$log" 2>&1 &&
+				"$here/compile-fail.sh" >>"$log" 2>&1; }; }; then
 		echo "    NOT CAUGHT: the tests passed with this fault (log: out/mutation/$i.log)"
 	elif grep -q "kernel build failed\|printed .* warning line" "$log"; then
 		echo "    NOT CAUGHT: the mutant did not build (log: out/mutation/$i.log)"

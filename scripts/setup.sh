@@ -33,7 +33,8 @@ have_all() {
 	command -v trinity >/dev/null &&
 	[ -n "$(mprs_kernel_tarball)" ] &&
 	[ -d "$(mprs_rust_lib_src)" ] &&
-	[ "$(cat "$stamp" 2>/dev/null)" = "$want_stamp" ]
+	[ "$(cat "$stamp" 2>/dev/null)" = "$want_stamp" ] &&
+	{ [ "$(mprs_arch)" != arm64 ] || command -v qemu-system-aarch64 >/dev/null; }
 }
 
 if have_all; then
@@ -81,6 +82,8 @@ pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
       qemu-system-x86 busybox-static b4 trinity libnuma-dev libcap-dev
       xfsprogs
       "clang-$LLVM_VER" "lld-$LLVM_VER" "llvm-$LLVM_VER" "libclang-$LLVM_VER-dev")
+# ARCH=arm64 (make kunit): QEMU for aarch64, at the version of the x86 one.
+[ "$(mprs_arch)" != arm64 ] || pkgs+=(qemu-system-arm)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -91,7 +94,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 	# longer listed; it breaks the distribution's qemu-system-x86.  Keep
 	# QEMU's packages at one version: the distribution's candidate.
 	extra=()
-	if printf '%s\n' "${missing[@]}" | grep -qx qemu-system-x86; then
+	if printf '%s\n' "${missing[@]}" | grep -qxE 'qemu-system-(x86|arm)'; then
 		qv=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
 		iv=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
 		[ -z "$iv" ] || [ "$iv" = "$qv" ] || extra+=("qemu-utils=$qv")

@@ -67,6 +67,7 @@ enum {
 	MPROTECT_SNAP_GUARD = 1 << 10,
 	MPROTECT_SNAP_MIGRATION = 1 << 11,
 	MPROTECT_SNAP_DEVICE = 1 << 12,
+	MPROTECT_SNAP_CONT = 1 << 13,	/* arm64's contiguous bit (contpte) */
 	MPROTECT_SNAP_PFN_SHIFT = 16,
 };
 

@@ -450,9 +450,18 @@ impl Snapshot {
 
     /// Whether page `i` has the soft-dirty bit (false outside the snapshot).
     pub(crate) fn soft_dirty(&self, i: usize) -> bool {
-        self.raw
-            .get(i)
-            .is_some_and(|r| r & u64::from(bindings::MPROTECT_SNAP_SOFT_DIRTY) != 0)
+        self.flag(i, bindings::MPROTECT_SNAP_SOFT_DIRTY)
+    }
+
+    /// Whether page `i` is mapped with arm64's contiguous bit, as part of a contpte block
+    /// (false outside the snapshot, and on other architectures).
+    #[cfg_attr(not(CONFIG_ARM64_CONTPTE), expect(dead_code))]
+    pub(crate) fn cont(&self, i: usize) -> bool {
+        self.flag(i, bindings::MPROTECT_SNAP_CONT)
+    }
+
+    fn flag(&self, i: usize, flag: u32) -> bool {
+        self.raw.get(i).is_some_and(|r| r & u64::from(flag) != 0)
     }
 }
 
