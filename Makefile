@@ -11,7 +11,7 @@
 #   make kunit    the first step of make run alone: build the test kernel
 #                 and run its KUnit suites; ARCH=arm64: the arm64 kernel,
 #                 cross-built with the same LLVM, under qemu-system-aarch64
-#                 (the only target that knows ARCH=arm64 so far)
+#                 (with make mutation, what knows ARCH=arm64 so far)
 #   make debug    the same on the debug kernel (KASAN, lockdep, DEBUG_VM,
 #                 page-table check: tests/debug.kunitconfig)
 #   make selftests  the kernel's mm selftests of tests/selftests/plan.txt
@@ -66,7 +66,7 @@ S := scripts
 # ARCH=arm64 (issue 16, under way): so far only `make kunit` and `make
 # mutation` (its arm64 faults) know it.
 ifneq ($(filter-out x86_64 x86,$(or $(ARCH),x86_64)),)
-ifneq ($(filter-out kunit mutation setup prepare,$(or $(MAKECMDGOALS),all)),)
+ifneq ($(filter-out kunit mutation setup prepare clean,$(or $(MAKECMDGOALS),all)),)
 $(error ARCH=$(ARCH): only `make kunit` and `make mutation` run on $(ARCH) so far)
 endif
 endif

@@ -22,6 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+mprs_x86_only bench
 root=$(mprs_root)
 build=$(mprs_build)
 results="$root/results"

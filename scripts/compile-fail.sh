@@ -44,6 +44,7 @@ die() { echo "compile-fail: $*" >&2; exit 2; }
 if [ $# -eq 0 ]; then
 	here=$(cd "$(dirname "$0")" && pwd)
 	. "$here/lib.sh"
+mprs_x86_only compile-fail
 	set -- "$(mprs_build)" "$(mprs_root)"/tests/compile-fail/*.rs
 	echo "==> compile-fail proofs of kernel::mm::pgtable ($(mprs_build))"
 fi

@@ -19,6 +19,7 @@ set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+mprs_x86_only configs
 root=$(mprs_root)
 tree=$(mprs_tree)
 cache=$(mprs_cache)

@@ -10,6 +10,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+mprs_x86_only guest-repeat
 root=$(mprs_root)
 kernel=$(mprs_kernel)
 out=$(mprs_out)

@@ -70,8 +70,13 @@ def short(fn):
     return fn
 
 
+TREE = os.environ.get("MPRS_TREE", "").rstrip("/")
+
+
 def rel(path):
-    """A source path from the top of the kernel tree."""
+    """A source path from the top of the kernel tree (MPRS_TREE, where given)."""
+    if TREE and path.startswith(TREE + "/"):
+        return path[len(TREE) + 1:]
     m = re.search(r"/(mm|include|arch|rust|kernel|lib|fs)/(.*)$", path)
     return m.group(1) + "/" + m.group(2) if m else path
 

@@ -147,9 +147,12 @@ PY
 		echo "    NOT CAUGHT: the tests passed with this fault (log: out/mutation/$i.log)"
 	elif grep -q "kernel build failed\|printed .* warning line" "$log"; then
 		echo "    NOT CAUGHT: the mutant did not build (log: out/mutation/$i.log)"
-	else
-		echo "    caught: $(grep -E '^(check-results: .*(FAIL|ERROR|MISSING)|.*not ok|FAIL )' "$log" | head -n 3 | tr '\n' ' ')"
+	elif evidence=$(grep -E '^(check-results: .*(FAIL|ERROR|MISSING|SKIPPED)|.*not ok|FAIL |splat-check: .*: [1-9][0-9]* splat|compile-fail: .*FAIL)' "$log"); then
+		echo "    caught: $(echo "$evidence" | head -n 3 | tr '\n' ' ')"
 		caught=$((caught + 1))
+	else
+		# The run failed without a test saying so (a time-out, QEMU): no verdict.
+		echo "    INCONCLUSIVE: the run failed, but no test failed (log: out/mutation/$i.log)"
 	fi
 done
 restore

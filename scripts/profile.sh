@@ -22,6 +22,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+mprs_x86_only profile
 root=$(mprs_root)
 cache=$(mprs_cache)
 reps=${PROFILE_REPS:-20}
@@ -63,6 +64,6 @@ python3 "$here/splat-check.py" "$out/console.txt" "$root/tests/splat-allow.txt" 
 
 step "resolve the samples"
 mkdir -p "$root/results"
-python3 "$here/profile-report.py" "$out/console.txt" "$dir/vmlinux" "$period" "$shift_" \
+MPRS_TREE=$(mprs_tree) python3 "$here/profile-report.py" "$out/console.txt" "$dir/vmlinux" "$period" "$shift_" \
 	--json "$out/profile.json" >"$root/results/profile.md"
 echo "    results/profile.md"

@@ -9,6 +9,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+mprs_x86_only rustdoc
 root=$(mprs_root)
 tree=$(mprs_tree)
 build=$(mprs_build)

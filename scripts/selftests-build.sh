@@ -15,6 +15,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+mprs_x86_only selftests-build
 tree=$(mprs_tree)
 dir="$(mprs_cache)/selftests"
 

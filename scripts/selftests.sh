@@ -19,6 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+mprs_x86_only selftests
 root=$(mprs_root)
 tree=$(mprs_tree)
 kernel_name=$(mprs_kernel)

@@ -17,6 +17,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
+mprs_x86_only stress
 if [ -z "${MPRS_KERNEL:-}" ]; then
 	MPRS_KERNEL=test
 	[ ! -f "$(MPRS_KERNEL=debug mprs_build)/arch/x86/boot/bzImage" ] ||

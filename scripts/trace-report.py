@@ -87,6 +87,11 @@ for w in order:
     p("")
     p("%s %ss, %s `change_protection()` calls per walker." % (
         format(units, ","), unit, " and ".join("%d (%s)" % (calls[x], x) for x in whos)))
+    switched = {x: runs["%s %s" % (w, x)].get("switched", 0) for x in whos}
+    if any(switched.values()):
+        p("")
+        p("**Not all counted**: calls that reached a context switch, and were let run from "
+          "there unstepped: " + ", ".join("%s %d" % (x, switched[x]) for x in whos) + ".")
     p("")
     p("| per %s | " % unit + " | ".join(whos) + " | Rust/C |")
     p("| --- | " + " | ".join("---:" for _ in whos) + " | ---: |")

@@ -22,8 +22,12 @@ is counted: the walker, the C functions it calls, and the interrupts that
 come in meanwhile (none: QEMU's gdbstub masks interrupts and timers while
 it single-steps, by default).
 
+A call that reaches a context switch (cond_resched() with a reschedule
+pending) is let run to its return unstepped and counted in "switched"; the
+report says so.  Every marked workload must have calls under both walkers.
+
 Writes {"runs": {"<workload> <walker>": {"units": N, "unit": U, "calls": N,
-"pcs": {"<address>": count}}}}.
+"switched": N, "pcs": {"<address>": count}}}}.
 """
 
 import collections
@@ -83,11 +87,17 @@ class Remote:
         self.send(data)
         return self.recv()
 
+    def hex_call(self, data):
+        reply = self.call(data)
+        if not reply or reply.startswith("E"):
+            raise SystemExit("trace-step: %s: %r" % (data, reply))
+        return bytes.fromhex(reply)
+
     def reg(self, n):
-        return int.from_bytes(bytes.fromhex(self.call("p%x" % n)), "little")
+        return int.from_bytes(self.hex_call("p%x" % n), "little")
 
     def mem(self, addr, n):
-        return bytes.fromhex(self.call("m%x,%x" % (addr, n)))
+        return self.hex_call("m%x,%x" % (addr, n))
 
     def expect_ok(self, data):
         reply = self.call(data)
@@ -104,11 +114,15 @@ def main():
             syms[f[2]] = int(f[0], 16)
     write_pc = syms["mprotect_walker_write"]
     entry_pc = syms["change_protection"]
+    # Where a context switch starts: a call that gets there (cond_resched()
+    # with a reschedule pending) is not followed into other tasks.
+    switch_pc = syms.get("__switch_to_asm")
 
     rsp = Remote(port)
     rsp.expect_ok("Z0,%x,1" % write_pc)
     armed = False
     runs = {}
+    marked = []
     meta = run = None
     while True:
         reply = rsp.call("c")
@@ -128,12 +142,13 @@ def main():
             elif text.startswith("trace:"):
                 _, workload, units, unit = text.split(":", 3)
                 meta = dict(workload=workload, units=int(units), unit=unit)
+                marked.append(workload)
                 run = None
                 want = True
             elif meta and text in ("c", "rust"):
                 run = runs.setdefault("%s %s" % (meta["workload"], text),
                                       dict(units=meta["units"], unit=meta["unit"], calls=0,
-                                           pcs=collections.Counter()))
+                                           switched=0, pcs=collections.Counter()))
             if want is not None and want != armed:
                 rsp.expect_ok("%s0,%x,1" % ("Z" if want else "z", entry_pc))
                 armed = want
@@ -157,6 +172,17 @@ def main():
         run["calls"] += 1
         steps = 0
         while not (pc == ret and rsp.reg(RSP) > sp):
+            if pc == switch_pc:
+                # Another task is about to run: let it, and this call finish,
+                # and count the call as cut short.
+                run["switched"] += 1
+                rsp.expect_ok("Z0,%x,1" % ret)
+                while True:
+                    rsp.call("c")
+                    if rsp.reg(RIP) == ret and rsp.reg(RSP) > sp:
+                        break
+                rsp.expect_ok("z0,%x,1" % ret)
+                break
             pcs[pc] += 1
             steps += 1
             reply = rsp.call("s")
@@ -166,6 +192,10 @@ def main():
         rsp.expect_ok("Z0,%x,1" % entry_pc)
         print("%s %s: %d instructions" % (meta["workload"], text, steps), flush=True)
 
+    missing = ["%s %s" % (w, x) for w in marked for x in ("c", "rust")
+               if runs.get("%s %s" % (w, x), {}).get("calls", 0) == 0]
+    if missing:
+        raise SystemExit("trace-step: no change_protection() call stepped for: " + ", ".join(missing))
     for r in runs.values():
         r["pcs"] = {"0x%x" % a: n for a, n in r["pcs"].items()}
     json.dump({"runs": runs}, open(out, "w"), indent=0)

@@ -6,15 +6,17 @@
 //! With `ARM64_CONTPTE`, the 16 PTEs that map a 64K-aligned, 64K folio with the same
 //! attributes carry the contiguous bit. A walk that changes a whole block keeps it: it batches
 //! the folio's 16 PTEs (`folio_pte_batch()`), `modify_prot_start_ptes()` clears them without
-//! unfolding and `modify_prot_commit_ptes()` (`set_ptes()`) folds them again. A walk that
-//! changes part of a block unfolds the whole block first. The snapshots carry the bit
-//! (`MPROTECT_SNAP_CONT`, read from the PTE itself, as `ptep_get()` hides it), so the walkers
-//! are compared on it as on every other bit of every page; the cases assert that it is set
-//! before a change and cleared where a change splits a block, else they would pass without
-//! testing contpte at all.
+//! unfolding and `modify_prot_commit_ptes()` (`set_ptes()`) writes the whole block with the
+//! bit again. A walk that changes part of a block unfolds the whole block first, and a
+//! one-PTE commit of a block's last PTE folds the block again where it can. The snapshots
+//! carry the bit (`MPROTECT_SNAP_CONT`, from `pte_leaf_size()` of what `ptep_get()` returns,
+//! which lets the bit through), so the walkers are compared on it as on every other bit of
+//! every page; the cases assert that it is set before a change and cleared where a change
+//! splits a block, else they would pass without testing contpte at all.
 
 use crate::harness::*;
 use kernel::{
+    ffi::c_long,
     page::PAGE_SIZE,
     prelude::*,
     uapi::{MADV_HUGEPAGE, PROT_NONE, PROT_READ, PROT_WRITE},
@@ -41,11 +43,11 @@ fn blocks(rec: &Recording) -> Result<(usize, usize, usize)> {
 }
 
 /// Whether the pages `pages` of `snap` all have the contiguous bit (`cont`) or all lack it.
-fn all_cont(snap: &Snapshot, pages: core::ops::Range<usize>, cont: bool) -> bool {
-    pages.into_iter().all(|i| snap.cont(i) == cont)
+fn all_cont(snap: &Snapshot, mut pages: core::ops::Range<usize>, cont: bool) -> bool {
+    pages.all(|i| snap.cont(i) == cont)
 }
 
-/// The pages of `snap` that are present PTEs, writable or not.
+/// The pages of `snap` that are present PTEs whose write bit is `write`.
 fn ptes(snap: &Snapshot, write: bool) -> usize {
     count_entry(
         snap,
@@ -122,6 +124,8 @@ mod tests {
             let rw = snapshot(addr, end)?;
             assert_eq!(ptes(&rw, true), NR);
             assert!(all_cont(&rw, 0..BLOCK, true));
+            // A commit of four PTEs writes them without the bit and folds nothing.
+            assert!(all_cont(&rw, BLOCK..2 * BLOCK, false));
             assert!(all_cont(&rw, 2 * BLOCK..NR, true));
             assert_eq!(peek(part)?, (BLOCK + 4) as u8);
 
@@ -136,7 +140,8 @@ mod tests {
     /// Part of a block without a VMA split: `change_protection()` over pages 2 to 9 of block
     /// 2, to the VMA's own protection with the write upgrade (as `mprotect()` read-write asks
     /// it), changes no permission but still starts and commits a batch that covers part of
-    /// the block, which unfolds it; a change of whole blocks 0 and 1 keeps theirs.
+    /// the block, which unfolds it; a change of whole blocks 0 and 1 keeps theirs. Both
+    /// count every PTE they commit.
     #[test]
     fn partial_change_unfolds() -> Result {
         under_each_walker(|run, rec| {
@@ -147,17 +152,17 @@ mod tests {
                 return Err(ENOMEM);
             }
             let part = addr + (2 * BLOCK + 2) * PAGE_SIZE;
-            run.count(change(part, part + 8 * PAGE_SIZE, TRY_CHANGE_WRITABLE))?;
+            let changed = change(part, part + 8 * PAGE_SIZE, TRY_CHANGE_WRITABLE);
+            assert_eq!(changed, 8);
+            run.count(changed)?;
             let partial = snapshot(addr, end)?;
             assert_eq!(ptes(&partial, true), NR);
             assert!(all_cont(&partial, 0..2 * BLOCK, true));
             assert!(all_cont(&partial, 2 * BLOCK..3 * BLOCK, false));
             assert!(all_cont(&partial, 3 * BLOCK..NR, true));
-            run.count(change(
-                addr,
-                addr + 2 * BLOCK * PAGE_SIZE,
-                TRY_CHANGE_WRITABLE,
-            ))?;
+            let changed = change(addr, addr + 2 * BLOCK * PAGE_SIZE, TRY_CHANGE_WRITABLE);
+            assert_eq!(changed, 2 * BLOCK as c_long);
+            run.count(changed)?;
             let whole = snapshot(addr, end)?;
             assert_eq!(ptes(&whole, true), NR);
             assert!(all_cont(&whole, 0..2 * BLOCK, true));
@@ -165,6 +170,39 @@ mod tests {
             run.record(faulted)?;
             run.record(partial)?;
             run.record(whole)?;
+            unmap(map, 2 * NR * PAGE_SIZE)
+        })?;
+        Ok(())
+    }
+
+    /// The last page of a block alone, a batch of one: read-only unfolds the block (its PTEs
+    /// differ now), read-write again commits the block's last PTE alone, which folds the
+    /// block again (`contpte_try_fold()`: the 16 PTEs map the folio's 16 pages with one
+    /// protection).
+    #[test]
+    fn last_page_refolds() -> Result {
+        under_each_walker(|run, rec| {
+            let (map, addr, end) = blocks(rec)?;
+            let faulted = snapshot(addr, end)?;
+            if !all_cont(&faulted, 0..NR, true) {
+                pr_err!("last_page_refolds: no contpte blocks\n");
+                return Err(ENOMEM);
+            }
+            let last = addr + (2 * BLOCK - 1) * PAGE_SIZE;
+            assert_eq!(mprotect(last, PAGE_SIZE, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert_eq!(ptes(&ro, false), 1);
+            assert!(all_cont(&ro, 0..BLOCK, true));
+            assert!(all_cont(&ro, BLOCK..2 * BLOCK, false));
+            assert!(all_cont(&ro, 2 * BLOCK..NR, true));
+            assert_eq!(mprotect(last, PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
+            let rw = snapshot(addr, end)?;
+            assert_eq!(ptes(&rw, true), NR);
+            assert!(all_cont(&rw, 0..NR, true));
+
+            run.record(faulted)?;
+            run.record(ro)?;
+            run.record(rw)?;
             unmap(map, 2 * NR * PAGE_SIZE)
         })?;
         Ok(())

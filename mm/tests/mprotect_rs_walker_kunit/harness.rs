@@ -454,8 +454,8 @@ impl Snapshot {
     }
 
     /// Whether page `i` is mapped with arm64's contiguous bit, as part of a contpte block
-    /// (false outside the snapshot, and on other architectures).
-    #[cfg_attr(not(CONFIG_ARM64_CONTPTE), expect(dead_code))]
+    /// (false outside the snapshot).
+    #[cfg(CONFIG_ARM64_CONTPTE)]
     pub(crate) fn cont(&self, i: usize) -> bool {
         self.flag(i, bindings::MPROTECT_SNAP_CONT)
     }
