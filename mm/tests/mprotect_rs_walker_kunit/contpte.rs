@@ -29,17 +29,42 @@ const BLOCKS: usize = 4;
 /// Pages in a case's mapping.
 const NR: usize = BLOCKS * BLOCK;
 
-/// `BLOCKS` 64K mTHP folios, written, at a 64K-aligned address in a mapping too small for a
-/// PMD THP (`thp_anon=64K:madvise`, `scripts/lib.sh`): (mapping, first page, end).
-fn blocks(rec: &Recording) -> Result<(usize, usize, usize)> {
-    let map = mmap(2 * NR * PAGE_SIZE, 0)?;
-    let addr = (map + BLOCK * PAGE_SIZE - 1) & !(BLOCK * PAGE_SIZE - 1);
-    rec.set_base(addr);
-    madvise(addr, NR * PAGE_SIZE, MADV_HUGEPAGE)?;
-    for i in 0..NR {
-        touch(addr + i * PAGE_SIZE, i as u8)?;
+/// The mapping of a case: `BLOCKS` 64K mTHP folios, written, at a 64K-aligned address in a
+/// range too small for a PMD THP (`thp_anon=64K:madvise`, `scripts/lib.sh`), every page of
+/// them contiguous.
+struct Blocks {
+    /// The mapping, twice the blocks' size, for the alignment.
+    map: usize,
+    /// The first page of the blocks, and the end of the last.
+    addr: usize,
+    end: usize,
+    /// The snapshot after the faults.
+    faulted: Snapshot,
+}
+
+impl Blocks {
+    /// Maps and writes the blocks for the case `name`; fails unless every PTE is contiguous.
+    fn new(rec: &Recording, name: &str) -> Result<Self> {
+        let map = mmap(2 * NR * PAGE_SIZE, 0)?;
+        let addr = (map + BLOCK * PAGE_SIZE - 1) & !(BLOCK * PAGE_SIZE - 1);
+        let end = addr + NR * PAGE_SIZE;
+        rec.set_base(addr);
+        madvise(addr, NR * PAGE_SIZE, MADV_HUGEPAGE)?;
+        for i in 0..NR {
+            touch(addr + i * PAGE_SIZE, i as u8)?;
+        }
+        let faulted = snapshot(addr, end)?;
+        if !all_cont(&faulted, 0..NR, true) {
+            pr_err!("{name}: no contpte blocks (64K mTHP, ARM64_CONTPTE?)\n");
+            return Err(ENOMEM);
+        }
+        Ok(Self {
+            map,
+            addr,
+            end,
+            faulted,
+        })
     }
-    Ok((map, addr, addr + NR * PAGE_SIZE))
 }
 
 /// Whether the pages `pages` of `snap` all have the contiguous bit (`cont`) or all lack it.
@@ -65,12 +90,12 @@ mod tests {
     #[test]
     fn whole_blocks() -> Result {
         under_each_walker(|run, rec| {
-            let (map, addr, end) = blocks(rec)?;
-            let faulted = snapshot(addr, end)?;
-            if !all_cont(&faulted, 0..NR, true) {
-                pr_err!("whole_blocks: no contpte blocks (64K mTHP, ARM64_CONTPTE?)\n");
-                return Err(ENOMEM);
-            }
+            let Blocks {
+                map,
+                addr,
+                end,
+                faulted,
+            } = Blocks::new(rec, "whole_blocks")?;
             assert_eq!(mprotect(addr, NR * PAGE_SIZE, PROT_READ), 0);
             let ro = snapshot(addr, end)?;
             assert_eq!(ptes(&ro, false), NR);
@@ -107,12 +132,12 @@ mod tests {
     #[test]
     fn partial_mprotect_unfolds() -> Result {
         under_each_walker(|run, rec| {
-            let (map, addr, end) = blocks(rec)?;
-            let faulted = snapshot(addr, end)?;
-            if !all_cont(&faulted, 0..NR, true) {
-                pr_err!("partial_mprotect_unfolds: no contpte blocks\n");
-                return Err(ENOMEM);
-            }
+            let Blocks {
+                map,
+                addr,
+                end,
+                faulted,
+            } = Blocks::new(rec, "partial_mprotect_unfolds")?;
             let part = addr + (BLOCK + 4) * PAGE_SIZE;
             assert_eq!(mprotect(part, 4 * PAGE_SIZE, PROT_READ), 0);
             let ro = snapshot(addr, end)?;
@@ -145,12 +170,12 @@ mod tests {
     #[test]
     fn partial_change_unfolds() -> Result {
         under_each_walker(|run, rec| {
-            let (map, addr, end) = blocks(rec)?;
-            let faulted = snapshot(addr, end)?;
-            if !all_cont(&faulted, 0..NR, true) {
-                pr_err!("partial_change_unfolds: no contpte blocks\n");
-                return Err(ENOMEM);
-            }
+            let Blocks {
+                map,
+                addr,
+                end,
+                faulted,
+            } = Blocks::new(rec, "partial_change_unfolds")?;
             let part = addr + (2 * BLOCK + 2) * PAGE_SIZE;
             let changed = change(part, part + 8 * PAGE_SIZE, TRY_CHANGE_WRITABLE);
             assert_eq!(changed, 8);
@@ -182,12 +207,12 @@ mod tests {
     #[test]
     fn last_page_refolds() -> Result {
         under_each_walker(|run, rec| {
-            let (map, addr, end) = blocks(rec)?;
-            let faulted = snapshot(addr, end)?;
-            if !all_cont(&faulted, 0..NR, true) {
-                pr_err!("last_page_refolds: no contpte blocks\n");
-                return Err(ENOMEM);
-            }
+            let Blocks {
+                map,
+                addr,
+                end,
+                faulted,
+            } = Blocks::new(rec, "last_page_refolds")?;
             let last = addr + (2 * BLOCK - 1) * PAGE_SIZE;
             assert_eq!(mprotect(last, PAGE_SIZE, PROT_READ), 0);
             let ro = snapshot(addr, end)?;
