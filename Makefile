@@ -45,10 +45,11 @@
 #   make profile  the workloads of make bench sampled with /proc/profile
 #                 under -icount, each sample resolved to the (inlined)
 #                 function it hit: results/profile.md (not part of make test)
-#   make trace    the workloads of make bench, cut down, with GDB
-#                 single-stepping every change_protection() call: each
-#                 walker's instructions counted exactly, by function and
-#                 line (results/trace.md; not part of make test)
+#   make trace    the workloads of make bench, cut down, every
+#                 change_protection() call single-stepped through QEMU's
+#                 gdbstub: each walker's instructions counted exactly, by
+#                 function and line (results/trace.md; TRACE_ONLY=names;
+#                 not part of make test)
 #   make stress   the stress program (tests/guest/stress.c) and trinity
 #                 under each walker, STRESS_MINUTES (30) in all, on the
 #                 debug kernel if `make debug` built it, else the test
