@@ -845,7 +845,7 @@ impl<'a> PudSlot<'a> {
     /// `EINVAL` if `change` is not a change of this slot's VMA.
     #[inline]
     pub fn change_huge(&self, change: &mut ProtChange<'a>) -> Result<i32> {
-        if !core::ptr::eq(self.vma, change.vma) {
+        if !core::ptr::eq(self.vma, &**change.vma) {
             return Err(EINVAL);
         }
         // SAFETY: The slot is live and `vma` is its VMA; by the type invariants of
@@ -915,7 +915,7 @@ impl<'a> PmdSlot<'a> {
     #[cfg(CONFIG_TRANSPARENT_HUGEPAGE)]
     #[inline]
     pub fn change_huge(&self, change: &mut ProtChange<'a>) -> Result<i32> {
-        if !core::ptr::eq(self.vma, change.vma) {
+        if !core::ptr::eq(self.vma, &**change.vma) {
             return Err(EINVAL);
         }
         // SAFETY: As for `PudSlot::change_huge()`.
@@ -936,7 +936,7 @@ impl<'a> PmdSlot<'a> {
     #[cfg(not(CONFIG_TRANSPARENT_HUGEPAGE))]
     #[inline]
     pub fn change_huge(&self, change: &mut ProtChange<'a>) -> Result<i32> {
-        if !core::ptr::eq(self.vma, change.vma) {
+        if !core::ptr::eq(self.vma, &**change.vma) {
             return Err(EINVAL);
         }
         Ok(0)
@@ -1553,7 +1553,7 @@ impl Drop for LazyMmu<'_> {
 ///   not (it is `vm_page_prot` or `PAGE_NONE`).
 pub struct ProtChange<'a> {
     tlb: NonNull<bindings::mmu_gather>,
-    vma: &'a VmaRef,
+    vma: &'a WalkableVma,
     prot: PgProt,
     flags: CpFlags,
     _not_send: NotThreadSafe,
@@ -1588,7 +1588,7 @@ impl<'a> ProtChange<'a> {
 
     /// The VMA being changed.
     #[inline]
-    pub fn vma(&self) -> &'a VmaRef {
+    pub fn vma(&self) -> &'a WalkableVma {
         self.vma
     }
 
