@@ -11,7 +11,8 @@
 #   make kunit    the first step of make run alone: build the test kernel
 #                 and run its KUnit suites; ARCH=arm64: the arm64 kernel,
 #                 cross-built with the same LLVM, under qemu-system-aarch64
-#                 (with make mutation, what knows ARCH=arm64 so far)
+#                 (with make guest and make mutation, what knows ARCH=arm64
+#                 so far)
 #   make debug    the same on the debug kernel (KASAN, lockdep, DEBUG_VM,
 #                 page-table check: tests/debug.kunitconfig)
 #   make selftests  the kernel's mm selftests of tests/selftests/plan.txt
@@ -64,11 +65,11 @@
 SHELL := /bin/bash
 S := scripts
 
-# ARCH=arm64 (issue 16, under way): so far only `make kunit` and `make
-# mutation` (its arm64 faults) know it.
+# ARCH=arm64 (issue 16, under way): so far only `make kunit`, `make guest`
+# (after make kunit) and `make mutation` (its arm64 faults) know it.
 ifneq ($(filter-out x86_64 x86,$(or $(ARCH),x86_64)),)
-ifneq ($(filter-out kunit mutation setup prepare clean,$(or $(MAKECMDGOALS),all)),)
-$(error ARCH=$(ARCH): only `make kunit` and `make mutation` run on $(ARCH) so far)
+ifneq ($(filter-out kunit guest mutation setup prepare clean,$(or $(MAKECMDGOALS),all)),)
+$(error ARCH=$(ARCH): only `make kunit`, `make guest` and `make mutation` run on $(ARCH) so far)
 endif
 endif
 

@@ -36,10 +36,13 @@ mprs_image() {
 	arm64) echo arch/arm64/boot/Image ;;
 	esac
 }
+# The guest's arm64 user space (busybox, trinity, libc), unpacked from
+# Debian's arm64 packages by scripts/setup.sh.
+mprs_arm64_root() { echo "$(mprs_cache)/arm64/root"; }
 # mprs_x86_only WHAT: what only runs on x86_64 so far refuses ARCH=arm64.
 mprs_x86_only() {
 	[ "$(mprs_arch)" = x86_64 ] || {
-		echo "$1: ARCH=$(mprs_arch) is not supported yet (make kunit and make mutation are)" >&2
+		echo "$1: ARCH=$(mprs_arch) is not supported yet (make kunit, make guest and make mutation are)" >&2
 		exit 1
 	}
 }
@@ -156,6 +159,11 @@ mprs_kunit_kernel_args() {
 # prints warnings and worse (scripts/splat-check.py reads them), not the
 # boot's informational messages.
 MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
+# arm64 (ARCH=arm64): the PL011 console, and no device-DAX (memmap= is
+# x86-only, and arm64 has no PUD leaves for it to serve).
+if [ "$(mprs_arch 2>/dev/null)" = arm64 ]; then
+	MPRS_GUEST_CMDLINE="console=ttyAMA0 rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1 brd.rd_nr=1 brd.rd_size=65536"
+fi
 # The mm selftests' guest (scripts/selftests.sh): no KUnit suite at boot,
 # no device-DAX.
 MPRS_SELFTESTS_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.enable=0 panic=-1 brd.rd_nr=1 brd.rd_size=65536"
@@ -163,7 +171,7 @@ MPRS_SELFTESTS_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.enable=0 pan
 # VCPUS_PER_NODE (1 in the file), as many vCPUs (a core each) on each node.
 mprs_qemu_args() {
 	local v=${1:-1}
-	grep -v '^#' "$(mprs_root)/tests/qemu/args" | sed '/^$/d' |
+	grep -v '^#' "$(mprs_root)/tests/qemu/args$(mprs_arch_suffix)" | sed '/^$/d' |
 		awk -v v="$v" '
 		v > 1 && /^2,sockets=2,cores=1,threads=1$/ {
 			print 2 * v ",sockets=2,cores=" v ",threads=1"; next }
@@ -173,9 +181,17 @@ mprs_qemu_args() {
 		{ print }'
 }
 
+# The QEMU system emulator of the architecture.
+mprs_qemu() {
+	case $(mprs_arch) in
+	x86_64) echo qemu-system-x86_64 ;;
+	arm64) echo qemu-system-aarch64 ;;
+	esac
+}
+
 # mprs_boot_guest ACCEL KERNEL INITRAMFS TIMEOUT_S LOG APPEND [QEMU_ARG...]:
 # boot KERNEL with INITRAMFS and the command line APPEND on the machine of
-# tests/qemu/args (MPRS_VCPUS_PER_NODE vCPUs on each node, 1 by default),
+# tests/qemu/args (args-arm64 for ARCH=arm64; MPRS_VCPUS_PER_NODE vCPUs on each node, 1 by default),
 # plus QEMU_ARGs, under ACCEL (scripts/kvm-probe.sh's answer), the console
 # into LOG, killed after TIMEOUT_S seconds; returns QEMU's exit status
 # (scripts/guest.sh, scripts/stress.sh, scripts/selftests.sh).
@@ -186,7 +202,7 @@ mprs_boot_guest() {
 	mapfile -t args < <(mprs_qemu_args "${MPRS_VCPUS_PER_NODE:-1}")
 	args+=("$@")
 	PATH="$(mprs_root)/scripts/qemu-bin:$PATH" MPRS_ACCEL=$accel timeout -s KILL "$timeout_s" \
-		qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio \
+		"$(mprs_qemu)" -nodefaults -nographic -no-reboot -serial stdio \
 		-monitor none "${args[@]}" -kernel "$kernel" -initrd "$initramfs" \
 		-append "$append" </dev/null >"$log" 2>&1
 }

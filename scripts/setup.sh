@@ -34,7 +34,10 @@ have_all() {
 	[ -n "$(mprs_kernel_tarball)" ] &&
 	[ -d "$(mprs_rust_lib_src)" ] &&
 	[ "$(cat "$stamp" 2>/dev/null)" = "$want_stamp" ] &&
-	{ [ "$(mprs_arch)" != arm64 ] || command -v qemu-system-aarch64 >/dev/null; }
+	{ [ "$(mprs_arch)" != arm64 ] || {
+		command -v qemu-system-aarch64 >/dev/null &&
+		command -v aarch64-linux-gnu-gcc >/dev/null &&
+		[ -f "$(mprs_arm64_root)/.stamp" ]; }; }
 }
 
 if have_all; then
@@ -82,8 +85,10 @@ pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
       qemu-system-x86 busybox-static b4 trinity libnuma-dev libcap-dev
       xfsprogs
       "clang-$LLVM_VER" "lld-$LLVM_VER" "llvm-$LLVM_VER" "libclang-$LLVM_VER-dev")
-# ARCH=arm64 (make kunit): QEMU for aarch64, at the version of the x86 one.
-[ "$(mprs_arch)" != arm64 ] || pkgs+=(qemu-system-arm)
+# ARCH=arm64: QEMU for aarch64, at the version of the x86 one, and the
+# cross C compiler with a static libc for the guest programs (the kernel
+# itself builds with LLVM alone).
+[ "$(mprs_arch)" != arm64 ] || pkgs+=(qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
@@ -127,6 +132,29 @@ if ! bindgen --version 2>/dev/null | grep -q " $BINDGEN_VERSION\$"; then
 	LIBCLANG_PATH=/usr/lib/llvm-$LLVM_VER/lib \
 		cargo install -q bindgen-cli --version "$BINDGEN_VERSION" --locked ||
 		die "cargo install bindgen-cli $BINDGEN_VERSION failed (crates.io refused?)"
+fi
+
+# ARCH=arm64: the guest's arm64 user space (busybox, trinity and the libc
+# it loads) from Debian's arm64 packages, unpacked into the cache.  A
+# private apt state (lists, status, archives in the cache) reads the arm64
+# package lists without adding the architecture to the host's dpkg.
+if [ "$(mprs_arch)" = arm64 ] && [ ! -f "$(mprs_arm64_root)/.stamp" ]; then
+	a=$(mprs_cache)/arm64
+	note "fetching the guest's arm64 user space into $(mprs_arm64_root)"
+	mkdir -p "$a/apt/lists/partial" "$a/apt/cache/archives/partial" "$a/debs"
+	touch "$a/apt/status"
+	o=(-o APT::Architecture=arm64 -o APT::Architectures::=arm64
+	   -o "Dir::State::Lists=$a/apt/lists" -o "Dir::State::status=$a/apt/status"
+	   -o "Dir::Cache=$a/apt/cache" -o APT::Sandbox::User=root)
+	$SUDO apt-get "${o[@]}" -qq update || die "apt-get update (arm64 lists) failed"
+	rm -f "$a"/debs/*.deb
+	(cd "$a/debs" && $SUDO apt-get "${o[@]}" -qq download busybox-static trinity libc6) ||
+		die "apt-get download of the arm64 busybox-static, trinity, libc6 failed"
+	rm -rf "$(mprs_arm64_root)"
+	for d in "$a"/debs/*.deb; do
+		dpkg-deb -x "$d" "$(mprs_arm64_root)" || die "dpkg-deb -x $d failed"
+	done
+	touch "$(mprs_arm64_root)/.stamp"
 fi
 
 [ -n "$(mprs_kernel_tarball)" ] || die "linux-source-$KVER_SERIES installed but no tarball in /usr/src"

@@ -3,6 +3,8 @@
 //! The KUnit suite `mprotect_rs_guest`: cases that need what only user space sets up, a
 //! 1 GiB device-DAX device with a 1 GiB alignment (its sysfs attribute) for PUD leaves, and
 //! swap; and the one that needs a device node, device-private memory from `lib/test_hmm`.
+//! Without PUD leaves (no THP, or no `CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD` as on arm64)
+//! the PUD cases are not built and the device is not opened.
 //!
 //! So this suite runs after boot: `tests/guest/init` (`make run`) sets them up, then
 //! starts the suite through `/sys/kernel/debug/kunit/mprotect_rs_guest/run`. Run during
@@ -13,17 +15,14 @@
 //! it for one that a filter left out), a suite that skipped as a whole does not.
 
 use crate::harness::*;
-use crate::races::{change_racing, fault_at, zap_at, Point};
-use core::{cell::Cell, sync::atomic::AtomicPtr};
-use core::{ptr, sync::atomic::Ordering};
+use core::{ptr, sync::atomic::AtomicPtr, sync::atomic::Ordering};
 use kernel::{
     bindings,
-    error::Error,
     ffi::{c_int, c_long, c_ulong},
     page::PAGE_SIZE,
     prelude::*,
     uaccess::{UserPtr, UserSlice},
-    uapi::{MADV_MERGEABLE, MADV_PAGEOUT, MAP_SHARED, PROT_NONE, PROT_READ, PROT_WRITE},
+    uapi::{MADV_MERGEABLE, MADV_PAGEOUT, PROT_READ, PROT_WRITE},
 };
 
 /// KUnit's `assert!` for this suite's cases, as `#[kunit_tests]` defines it.
@@ -51,11 +50,6 @@ macro_rules! assert_eq {
     }};
 }
 
-const DEVICE: &CStr = c"/dev/dax0.0";
-const PAGES: usize = PUD_SIZE / PAGE_SIZE;
-/// The scenarios write, and read back, one byte every this many pages.
-const STRIDE: usize = 1024;
-
 /// Whether boot is over: during boot no user space has set the device up yet.
 fn booted() -> bool {
     // SAFETY: `system_state` is a plain enum that only moves forward; a racy read
@@ -64,16 +58,13 @@ fn booted() -> bool {
     state == bindings::system_states_SYSTEM_RUNNING
 }
 
-/// The device, opened by [`suite_init`] and closed by [`suite_exit`].
-static DEVICE_FILE: AtomicPtr<bindings::file> = AtomicPtr::new(ptr::null_mut());
-
 /// A `lib/test_hmm` device, which moves pages to device-private memory.
 const DMIRROR: &CStr = c"/dev/hmm_dmirror0";
 
 /// [`DMIRROR`], opened by [`suite_init`] for its path (see [`Dmirror::open`]).
 static DMIRROR_FILE: AtomicPtr<bindings::file> = AtomicPtr::new(ptr::null_mut());
 
-/// The suite's `suite_init`: skips the suite during boot, else opens the device.
+/// The suite's `suite_init`: skips the suite during boot, else opens the devices.
 ///
 /// It runs in the task that started the suite, whose root is that of user space: the
 /// cases run in kthreads, and those resolve paths from an empty root.
@@ -93,19 +84,22 @@ unsafe extern "C" fn suite_init(suite: *mut bindings::kunit_suite) -> c_int {
         suite.status = bindings::kunit_status_KUNIT_SKIPPED;
         return 0;
     }
-    let dax = match open(DEVICE) {
+    let dmirror = match open(DMIRROR) {
         Ok(file) => file,
         Err(e) => return e.to_errno(),
     };
-    let dmirror = match open(DMIRROR) {
-        Ok(file) => file,
-        Err(e) => {
-            // SAFETY: Drops the reference that `open()` returned.
-            unsafe { bindings::fput(dax) };
-            return e.to_errno();
-        }
-    };
-    DEVICE_FILE.store(dax, Ordering::Release);
+    #[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
+    {
+        let dax = match open(pud::DEVICE) {
+            Ok(file) => file,
+            Err(e) => {
+                // SAFETY: Drops the reference that `open()` returned.
+                unsafe { bindings::fput(dmirror) };
+                return e.to_errno();
+            }
+        };
+        pud::DEVICE_FILE.store(dax, Ordering::Release);
+    }
     DMIRROR_FILE.store(dmirror, Ordering::Release);
     0
 }
@@ -123,7 +117,11 @@ fn open(path: &CStr) -> Result<*mut bindings::file> {
 ///
 /// Called by KUnit once the suite's cases have run.
 unsafe extern "C" fn suite_exit(_: *mut bindings::kunit_suite) {
-    for file in [&DEVICE_FILE, &DMIRROR_FILE] {
+    #[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
+    let files = [&pud::DEVICE_FILE, &DMIRROR_FILE];
+    #[cfg(not(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD)))]
+    let files = [&DMIRROR_FILE];
+    for file in files {
         let file = file.swap(ptr::null_mut(), Ordering::AcqRel);
         if !file.is_null() {
             // SAFETY: Drops the reference that `open()` returned in `suite_init()`.
@@ -135,7 +133,7 @@ unsafe extern "C" fn suite_exit(_: *mut bindings::kunit_suite) {
 /// Defines `$run`, KUnit's entry point for the case `$case`, which fails when `$case`
 /// returns an error, as with `#[kunit_tests]`.
 macro_rules! case {
-    ($run:ident, $case:ident) => {
+    ($run:ident, $case:path) => {
         /// # Safety
         ///
         /// Called by KUnit, as a test case.
@@ -149,13 +147,17 @@ macro_rules! case {
     };
 }
 
-case!(run_pud_full_partial, pud_full_partial);
-case!(run_pud_random, pud_random);
+#[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
+case!(run_pud_full_partial, pud::pud_full_partial);
+#[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
+case!(run_pud_random, pud::pud_random);
 case!(run_swap_entries, swap_entries);
 case!(run_device_private_entries, device_private_entries);
 case!(run_ksm_numa_hinting, ksm_numa_hinting);
-case!(run_pud_zapped_retries, pud_zapped_retries);
+#[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
+case!(run_pud_zapped_retries, pud::pud_zapped_retries);
 
+#[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
 static mut TEST_CASES: [bindings::kunit_case; 7] = [
     kernel::kunit::kunit_case(c"pud_full_partial", run_pud_full_partial),
     kernel::kunit::kunit_case(c"pud_random", run_pud_random),
@@ -163,6 +165,16 @@ static mut TEST_CASES: [bindings::kunit_case; 7] = [
     kernel::kunit::kunit_case(c"device_private_entries", run_device_private_entries),
     kernel::kunit::kunit_case(c"ksm_numa_hinting", run_ksm_numa_hinting),
     kernel::kunit::kunit_case(c"pud_zapped_retries", run_pud_zapped_retries),
+    // SAFETY: All-zero is the case that ends the array.
+    unsafe { core::mem::zeroed() },
+];
+
+/// Without PUD leaves, the cases that need no device-DAX device.
+#[cfg(not(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD)))]
+static mut TEST_CASES: [bindings::kunit_case; 4] = [
+    kernel::kunit::kunit_case(c"swap_entries", run_swap_entries),
+    kernel::kunit::kunit_case(c"device_private_entries", run_device_private_entries),
+    kernel::kunit::kunit_case(c"ksm_numa_hinting", run_ksm_numa_hinting),
     // SAFETY: All-zero is the case that ends the array.
     unsafe { core::mem::zeroed() },
 ];
@@ -191,237 +203,259 @@ static mut SUITE: bindings::kunit_suite = bindings::kunit_suite {
 #[link_section = ".kunit_test_suites"]
 static mut SUITE_ENTRY: *const bindings::kunit_suite = ptr::addr_of!(SUITE);
 
-/// Maps the whole device (1 GiB, shared) into the current mm, 1 GiB-aligned.
-fn map_device() -> Result<usize> {
-    let file = DEVICE_FILE.load(Ordering::Acquire);
-    if file.is_null() {
-        return Err(ENODEV);
-    }
-    // SAFETY: Called from a KUnit test case, so the current test is valid; `file` is
-    // open until `suite_exit()`, and the mapping takes a reference of its own.
-    let addr = unsafe {
-        bindings::kunit_vm_mmap(
-            bindings::kunit_get_current_test(),
-            file,
-            0,
-            PUD_SIZE,
-            (PROT_READ | PROT_WRITE) as usize,
-            MAP_SHARED as usize,
-            0,
-        )
+/// The cases on the 1 GiB PUD leaf of the device-DAX device: only where PUD leaves exist
+/// (`CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD` with THP: x86_64); elsewhere the suite neither
+/// has them nor opens the device.
+#[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
+mod pud {
+    use super::*;
+    use crate::races::{change_racing, fault_at, zap_at, Point};
+    use core::cell::Cell;
+    use kernel::{
+        error::Error,
+        uapi::{MAP_SHARED, PROT_NONE},
     };
-    if addr == 0 {
-        return Err(ENOMEM);
-    }
-    // `vm_mmap()` returns an error as a negative errno.
-    if addr > usize::MAX - bindings::MAX_ERRNO as usize {
-        let e = Error::from_errno(addr as c_int);
-        pr_err!("cannot map {DEVICE}: {e:?}\n");
-        return Err(e);
-    }
-    if addr % PUD_SIZE != 0 {
-        pr_err!("{DEVICE} mapped at {addr:#x}, not 1 GiB-aligned\n");
-        unmap(addr, PUD_SIZE)?;
-        return Err(EINVAL);
-    }
-    Ok(addr)
-}
 
-fn pattern(k: usize, salt: u8) -> u8 {
-    (k as u8).wrapping_mul(13) ^ salt
-}
+    pub(super) const DEVICE: &CStr = c"/dev/dax0.0";
+    const PAGES: usize = PUD_SIZE / PAGE_SIZE;
+    /// The scenarios write, and read back, one byte every this many pages.
+    const STRIDE: usize = 1024;
 
-/// Writes the pattern, one byte every [`STRIDE`] pages: the first write faults the
-/// PUD leaf in.
-fn fill(addr: usize, salt: u8) -> Result {
-    for k in 0..PAGES / STRIDE {
-        touch(addr + k * STRIDE * PAGE_SIZE, pattern(k, salt))?;
-    }
-    Ok(())
-}
+    /// The device, opened by [`suite_init`] and closed by [`suite_exit`].
+    pub(super) static DEVICE_FILE: AtomicPtr<bindings::file> = AtomicPtr::new(ptr::null_mut());
 
-/// The number of pattern bytes that do not read back.
-fn bad_bytes(addr: usize, salt: u8) -> Result<usize> {
-    let mut bad = 0;
-    for k in 0..PAGES / STRIDE {
-        bad += usize::from(peek(addr + k * STRIDE * PAGE_SIZE)? != pattern(k, salt));
-    }
-    Ok(bad)
-}
-
-fn is_pud(write: bool) -> impl Fn(&Entry) -> bool {
-    move |e| {
-        *e == Entry::Pud {
-            write,
-            present: true,
+    /// Maps the whole device (1 GiB, shared) into the current mm, 1 GiB-aligned.
+    fn map_device() -> Result<usize> {
+        let file = DEVICE_FILE.load(Ordering::Acquire);
+        if file.is_null() {
+            return Err(ENODEV);
         }
+        // SAFETY: Called from a KUnit test case, so the current test is valid; `file` is
+        // open until `suite_exit()`, and the mapping takes a reference of its own.
+        let addr = unsafe {
+            bindings::kunit_vm_mmap(
+                bindings::kunit_get_current_test(),
+                file,
+                0,
+                PUD_SIZE,
+                (PROT_READ | PROT_WRITE) as usize,
+                MAP_SHARED as usize,
+                0,
+            )
+        };
+        if addr == 0 {
+            return Err(ENOMEM);
+        }
+        // `vm_mmap()` returns an error as a negative errno.
+        if addr > usize::MAX - bindings::MAX_ERRNO as usize {
+            let e = Error::from_errno(addr as c_int);
+            pr_err!("cannot map {DEVICE}: {e:?}\n");
+            return Err(e);
+        }
+        if addr % PUD_SIZE != 0 {
+            pr_err!("{DEVICE} mapped at {addr:#x}, not 1 GiB-aligned\n");
+            unmap(addr, PUD_SIZE)?;
+            return Err(EINVAL);
+        }
+        Ok(addr)
     }
-}
 
-/// `change_huge_pud()` finds the PUD leaf zapped (between the walker's read of the PUD and
-/// the PUD lock): it returns 0 and the walker reads the PUD again. Zapped only, the PUD is
-/// none and skipped; zapped and faulted in again, the new leaf is changed. The data stays on
-/// the device throughout.
-fn pud_zapped_retries() -> Result {
-    let salt = Cell::new(0u8);
-    under_each_walker(|run, rec| {
-        salt.set(salt.get().wrapping_add(0x3d));
-        let s = salt.get();
-        let addr = map_device()?;
-        let end = addr + PUD_SIZE;
-        rec.set_base(addr);
-        fill(addr, s)?;
-        assert!(snapshot(addr, end)?.iter().all(is_pud(true)));
+    fn pattern(k: usize, salt: u8) -> u8 {
+        (k as u8).wrapping_mul(13) ^ salt
+    }
 
-        let race = zap_at(Point::HugePud, 1, addr, PUD_SIZE);
-        let (ret, seen) = change_racing(run, addr, end, 0, &[race])?;
-        assert_eq!(ret, 0);
-        assert_eq!(seen.huge_pud, 1);
-        assert_eq!(seen.huge_pud_zero, 1);
-        assert_eq!(seen.map_lock, 0);
-        let zapped = snapshot(addr, end)?;
-        assert!(zapped.iter().all(|e| *e == Entry::None));
-        assert_eq!(bad_bytes(addr, s)?, 0);
-        assert!(snapshot(addr, end)?.iter().all(is_pud(true)));
-
-        // The leaf is back when the walker reads the PUD again.
-        let refault = fault_at(Point::HugePud, 1, addr).after();
-        let (ret, seen) = change_racing(run, addr, end, 0, &[race, refault])?;
-        assert_eq!(ret, PAGES as c_long);
-        assert_eq!(seen.huge_pud, 2);
-        assert_eq!(seen.huge_pud_zero, 1);
-        let changed = snapshot(addr, end)?;
-        assert!(changed.iter().all(is_pud(true)));
-        assert_eq!(bad_bytes(addr, s)?, 0);
-        run.count(digest(&zapped))?;
-        run.count(digest(&changed))?;
-        unmap(addr, PUD_SIZE)
-    })?;
-    Ok(())
-}
-
-/// The whole PUD leaf read-only (change_huge_pud(); a write faults, the data stays),
-/// `PROT_NONE` (a read faults), read-write again; then a one-page change inside the
-/// leaf, which splits it (for device-DAX: unmaps it) and retries, so that the next
-/// access faults the leaf in again, data intact.
-fn pud_full_partial() -> Result {
-    let salt = Cell::new(0u8);
-    let rust = under_each_walker(|run, rec| {
-        // Each walker writes its own pattern, so a stale one cannot pass.
-        salt.set(salt.get().wrapping_add(0x5b));
-        let s = salt.get();
-        let addr = map_device()?;
-        let end = addr + PUD_SIZE;
-        rec.set_base(addr);
-        fill(addr, s)?;
-        let faulted = snapshot(addr, end)?;
-        // The scenario needs a PUD leaf; without one it tests nothing.
-        assert!(faulted.iter().all(is_pud(true)));
-
-        assert_eq!(mprotect(addr, PUD_SIZE, PROT_READ), 0);
-        let ro = snapshot(addr, end)?;
-        assert!(ro.iter().all(is_pud(false)));
-        assert!(touch(addr, 0).is_err());
-        assert_eq!(bad_bytes(addr, s)?, 0);
-        run.count(change(addr, end, 0))?;
-        assert_eq!(run.counts[0], PAGES as c_long);
-
-        assert_eq!(mprotect(addr, PUD_SIZE, PROT_NONE), 0);
-        let none = snapshot(addr, end)?;
-        // `PROT_NONE`: not present to `pud_present()`, and not writable.
-        assert!(none.iter().all(|e| *e
-            == Entry::Pud {
-                write: false,
-                present: false
-            }));
-        assert!(peek(addr).is_err());
-
-        assert_eq!(mprotect(addr, PUD_SIZE, PROT_READ | PROT_WRITE), 0);
-        let rw = snapshot(addr, end)?;
-        assert!(rw.iter().all(is_pud(true)));
-
-        run.count(change(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, 0))?;
-        assert_eq!(run.counts[1], 0);
-        let split = snapshot(addr, end)?;
-        assert!(split.iter().all(|e| *e == Entry::None));
-        assert_eq!(bad_bytes(addr, s)?, 0);
-        let refaulted = snapshot(addr, end)?;
-        assert!(refaulted
-            .iter()
-            .all(|e| matches!(e, Entry::Pud { present: true, .. })));
-
-        for snap in [faulted, ro, none, rw, split, refaulted] {
-            run.count(digest(&snap))?;
+    /// Writes the pattern, one byte every [`STRIDE`] pages: the first write faults the
+    /// PUD leaf in.
+    fn fill(addr: usize, salt: u8) -> Result {
+        for k in 0..PAGES / STRIDE {
+            touch(addr + k * STRIDE * PAGE_SIZE, pattern(k, salt))?;
         }
-        unmap(addr, PUD_SIZE)
-    })?;
-    // Read-only, the direct change, PROT_NONE, read-write and the split: one start
-    // and one end each.
-    assert_eq!(rust.inval_total, 2 * 5);
-    assert_eq!(
-        rust.invals[8],
-        Inval::Start {
-            start: PAGE_SIZE,
-            end: 2 * PAGE_SIZE
-        }
-    );
-    Ok(())
-}
+        Ok(())
+    }
 
-/// Random sequences over the PUD leaf, replayed under both walkers from the printed
-/// seed: `mprotect()` of the whole device, `change_protection()` with random flags on
-/// the whole leaf, on PMD-aligned ranges or on single pages (both split it), and
-/// accesses, which fault it in again.
-fn pud_random() -> Result {
-    const STEPS: usize = 64;
-    let (_, seed) = random_params();
-    diag(fmt!("    # pud_random: {STEPS} steps, seed {seed}\n"));
-    let rust = under_each_walker(|run, rec| {
-        let mut rng = Rng(seed | 1);
-        let addr = map_device()?;
-        let end = addr + PUD_SIZE;
-        rec.set_base(addr);
-        let mut prot = PROT_READ | PROT_WRITE;
-        let mut leaves = 0;
-        for _ in 0..STEPS {
-            match rng.below(3) {
-                0 => {
-                    let p = [PROT_READ, PROT_READ | PROT_WRITE, PROT_NONE][rng.below(3)];
-                    run.count(mprotect(addr, PUD_SIZE, p))?;
-                    prot = p;
-                }
-                1 => {
-                    let unit = [PUD_SIZE, PMD_SIZE, PAGE_SIZE][rng.below(3)];
-                    let first = rng.below(PUD_SIZE / unit);
-                    let last = first + 1 + rng.below(PUD_SIZE / unit - first);
-                    // NUMA hinting never scans device-DAX (not `vma_migratable()`),
-                    // so only the write upgrade, as mprotect() asks for it.
-                    let flags = match rng.below(2) {
-                        0 if prot & PROT_WRITE != 0 => TRY_CHANGE_WRITABLE,
-                        _ => 0,
-                    };
-                    run.count(change(addr + first * unit, addr + last * unit, flags))?;
-                }
-                _ => {
-                    let at = addr + rng.below(PAGES) * PAGE_SIZE;
-                    let ok = if prot & PROT_WRITE != 0 {
-                        touch(at, 1).is_ok()
-                    } else {
-                        peek(at).is_ok()
-                    };
-                    assert_eq!(ok, prot != PROT_NONE);
-                }
+    /// The number of pattern bytes that do not read back.
+    fn bad_bytes(addr: usize, salt: u8) -> Result<usize> {
+        let mut bad = 0;
+        for k in 0..PAGES / STRIDE {
+            bad += usize::from(peek(addr + k * STRIDE * PAGE_SIZE)? != pattern(k, salt));
+        }
+        Ok(bad)
+    }
+
+    fn is_pud(write: bool) -> impl Fn(&Entry) -> bool {
+        move |e| {
+            *e == Entry::Pud {
+                write,
+                present: true,
             }
-            let snap = snapshot(addr, end)?;
-            leaves += usize::from(matches!(snap[0], Entry::Pud { .. }));
-            run.count(digest(&snap))?;
         }
-        run.mark(leaves)?;
-        unmap(addr, PUD_SIZE)
-    })?;
-    // A sequence that never had a leaf would test nothing.
-    assert!(rust.marks[0] > 0);
-    Ok(())
+    }
+
+    /// `change_huge_pud()` finds the PUD leaf zapped (between the walker's read of the PUD and
+    /// the PUD lock): it returns 0 and the walker reads the PUD again. Zapped only, the PUD is
+    /// none and skipped; zapped and faulted in again, the new leaf is changed. The data stays on
+    /// the device throughout.
+    pub(super) fn pud_zapped_retries() -> Result {
+        let salt = Cell::new(0u8);
+        under_each_walker(|run, rec| {
+            salt.set(salt.get().wrapping_add(0x3d));
+            let s = salt.get();
+            let addr = map_device()?;
+            let end = addr + PUD_SIZE;
+            rec.set_base(addr);
+            fill(addr, s)?;
+            assert!(snapshot(addr, end)?.iter().all(is_pud(true)));
+
+            let race = zap_at(Point::HugePud, 1, addr, PUD_SIZE);
+            let (ret, seen) = change_racing(run, addr, end, 0, &[race])?;
+            assert_eq!(ret, 0);
+            assert_eq!(seen.huge_pud, 1);
+            assert_eq!(seen.huge_pud_zero, 1);
+            assert_eq!(seen.map_lock, 0);
+            let zapped = snapshot(addr, end)?;
+            assert!(zapped.iter().all(|e| *e == Entry::None));
+            assert_eq!(bad_bytes(addr, s)?, 0);
+            assert!(snapshot(addr, end)?.iter().all(is_pud(true)));
+
+            // The leaf is back when the walker reads the PUD again.
+            let refault = fault_at(Point::HugePud, 1, addr).after();
+            let (ret, seen) = change_racing(run, addr, end, 0, &[race, refault])?;
+            assert_eq!(ret, PAGES as c_long);
+            assert_eq!(seen.huge_pud, 2);
+            assert_eq!(seen.huge_pud_zero, 1);
+            let changed = snapshot(addr, end)?;
+            assert!(changed.iter().all(is_pud(true)));
+            assert_eq!(bad_bytes(addr, s)?, 0);
+            run.count(digest(&zapped))?;
+            run.count(digest(&changed))?;
+            unmap(addr, PUD_SIZE)
+        })?;
+        Ok(())
+    }
+
+    /// The whole PUD leaf read-only (change_huge_pud(); a write faults, the data stays),
+    /// `PROT_NONE` (a read faults), read-write again; then a one-page change inside the
+    /// leaf, which splits it (for device-DAX: unmaps it) and retries, so that the next
+    /// access faults the leaf in again, data intact.
+    pub(super) fn pud_full_partial() -> Result {
+        let salt = Cell::new(0u8);
+        let rust = under_each_walker(|run, rec| {
+            // Each walker writes its own pattern, so a stale one cannot pass.
+            salt.set(salt.get().wrapping_add(0x5b));
+            let s = salt.get();
+            let addr = map_device()?;
+            let end = addr + PUD_SIZE;
+            rec.set_base(addr);
+            fill(addr, s)?;
+            let faulted = snapshot(addr, end)?;
+            // The scenario needs a PUD leaf; without one it tests nothing.
+            assert!(faulted.iter().all(is_pud(true)));
+
+            assert_eq!(mprotect(addr, PUD_SIZE, PROT_READ), 0);
+            let ro = snapshot(addr, end)?;
+            assert!(ro.iter().all(is_pud(false)));
+            assert!(touch(addr, 0).is_err());
+            assert_eq!(bad_bytes(addr, s)?, 0);
+            run.count(change(addr, end, 0))?;
+            assert_eq!(run.counts[0], PAGES as c_long);
+
+            assert_eq!(mprotect(addr, PUD_SIZE, PROT_NONE), 0);
+            let none = snapshot(addr, end)?;
+            // `PROT_NONE`: not present to `pud_present()`, and not writable.
+            assert!(none.iter().all(|e| *e
+                == Entry::Pud {
+                    write: false,
+                    present: false
+                }));
+            assert!(peek(addr).is_err());
+
+            assert_eq!(mprotect(addr, PUD_SIZE, PROT_READ | PROT_WRITE), 0);
+            let rw = snapshot(addr, end)?;
+            assert!(rw.iter().all(is_pud(true)));
+
+            run.count(change(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE, 0))?;
+            assert_eq!(run.counts[1], 0);
+            let split = snapshot(addr, end)?;
+            assert!(split.iter().all(|e| *e == Entry::None));
+            assert_eq!(bad_bytes(addr, s)?, 0);
+            let refaulted = snapshot(addr, end)?;
+            assert!(refaulted
+                .iter()
+                .all(|e| matches!(e, Entry::Pud { present: true, .. })));
+
+            for snap in [faulted, ro, none, rw, split, refaulted] {
+                run.count(digest(&snap))?;
+            }
+            unmap(addr, PUD_SIZE)
+        })?;
+        // Read-only, the direct change, PROT_NONE, read-write and the split: one start
+        // and one end each.
+        assert_eq!(rust.inval_total, 2 * 5);
+        assert_eq!(
+            rust.invals[8],
+            Inval::Start {
+                start: PAGE_SIZE,
+                end: 2 * PAGE_SIZE
+            }
+        );
+        Ok(())
+    }
+
+    /// Random sequences over the PUD leaf, replayed under both walkers from the printed
+    /// seed: `mprotect()` of the whole device, `change_protection()` with random flags on
+    /// the whole leaf, on PMD-aligned ranges or on single pages (both split it), and
+    /// accesses, which fault it in again.
+    pub(super) fn pud_random() -> Result {
+        const STEPS: usize = 64;
+        let (_, seed) = random_params();
+        diag(fmt!("    # pud_random: {STEPS} steps, seed {seed}\n"));
+        let rust = under_each_walker(|run, rec| {
+            let mut rng = Rng(seed | 1);
+            let addr = map_device()?;
+            let end = addr + PUD_SIZE;
+            rec.set_base(addr);
+            let mut prot = PROT_READ | PROT_WRITE;
+            let mut leaves = 0;
+            for _ in 0..STEPS {
+                match rng.below(3) {
+                    0 => {
+                        let p = [PROT_READ, PROT_READ | PROT_WRITE, PROT_NONE][rng.below(3)];
+                        run.count(mprotect(addr, PUD_SIZE, p))?;
+                        prot = p;
+                    }
+                    1 => {
+                        let unit = [PUD_SIZE, PMD_SIZE, PAGE_SIZE][rng.below(3)];
+                        let first = rng.below(PUD_SIZE / unit);
+                        let last = first + 1 + rng.below(PUD_SIZE / unit - first);
+                        // NUMA hinting never scans device-DAX (not `vma_migratable()`),
+                        // so only the write upgrade, as mprotect() asks for it.
+                        let flags = match rng.below(2) {
+                            0 if prot & PROT_WRITE != 0 => TRY_CHANGE_WRITABLE,
+                            _ => 0,
+                        };
+                        run.count(change(addr + first * unit, addr + last * unit, flags))?;
+                    }
+                    _ => {
+                        let at = addr + rng.below(PAGES) * PAGE_SIZE;
+                        let ok = if prot & PROT_WRITE != 0 {
+                            touch(at, 1).is_ok()
+                        } else {
+                            peek(at).is_ok()
+                        };
+                        assert_eq!(ok, prot != PROT_NONE);
+                    }
+                }
+                let snap = snapshot(addr, end)?;
+                leaves += usize::from(matches!(snap[0], Entry::Pud { .. }));
+                run.count(digest(&snap))?;
+            }
+            run.mark(leaves)?;
+            unmap(addr, PUD_SIZE)
+        })?;
+        // A sequence that never had a leaf would test nothing.
+        assert!(rust.marks[0] > 0);
+        Ok(())
+    }
 }
 
 /// Anonymous pages swapped out (`MADV_PAGEOUT`, to the swap that `tests/guest/init`

@@ -39,7 +39,8 @@ pub(crate) enum Point {
     MapLock,
     /// `change_huge_pmd()`, before it takes the PMD lock.
     HugePmd,
-    /// `change_huge_pud()`, before it takes the PUD lock.
+    /// `change_huge_pud()`, before it takes the PUD lock (where there are PUD leaves).
+    #[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
     HugePud,
 }
 
@@ -69,7 +70,9 @@ impl Race {
         }
     }
 
-    /// The same race, made after the call returned instead.
+    /// The same race, made after the call returned instead (for now only the PUD cases
+    /// need it).
+    #[cfg(all(CONFIG_TRANSPARENT_HUGEPAGE, CONFIG_HAVE_ARCH_TRANSPARENT_HUGEPAGE_PUD))]
     pub(crate) fn after(self) -> Self {
         Race {
             after: true,
