@@ -32,8 +32,10 @@ gen_init_cpio="$build/usr/gen_init_cpio"
 # every file goes into the initramfs at its path below it.
 # The cross compiler's libc carries the UAPI headers of Linux 6.1, older
 # than the programs need (UFFD_FEATURE_WP_UNPOPULATED): they get the
-# tree's, installed once into the work directory (make headers_install,
-# which builds nothing in the kernel's build directory).
+# tree's, installed once into the work directory by make headers_install
+# with an output directory of its own there: never in the source tree,
+# where generated files make every O= build refuse it ("the source tree
+# is not clean"), nor in a kernel's build directory.
 cflags=()
 if [ "$(mprs_arch)" = x86_64 ]; then
 	sysroot=
@@ -44,7 +46,8 @@ else
 	[ -f "$sysroot/.stamp" ] || die "no arm64 user space in $sysroot (make setup ARCH=arm64)"
 	hdr="$work/uapi"
 	if [ ! -f "$hdr/include/linux/userfaultfd.h" ]; then
-		make -s -C "$(mprs_tree)" ARCH=arm64 INSTALL_HDR_PATH="$hdr" headers_install >&2 ||
+		make -s -C "$(mprs_tree)" O="$work/uapi-build" ARCH=arm64 \
+			INSTALL_HDR_PATH="$hdr" headers_install >&2 ||
 			die "make headers_install failed"
 	fi
 	cflags=(-isystem "$hdr/include")
