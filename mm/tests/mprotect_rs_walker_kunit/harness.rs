@@ -589,7 +589,9 @@ pub(crate) fn kunit_mmap(addr: usize, len: usize, flags: u32) -> Result<usize> {
     Ok(ret)
 }
 
-/// Whether the KUnit mm has the 57-bit address space of 5-level paging.
+/// Whether the KUnit mm has the address space of 5-level paging: above 2^48 bytes (x86_64:
+/// 2^56 with 5 levels, 2^47 with 4; arm64 with 4K pages: 2^52 with 5 levels, by LPA2, and
+/// 2^48 with 4, also for a 52-bit kernel on a CPU without LPA2).
 pub(crate) fn five_level_paging() -> Result<bool> {
     // SAFETY: Called from a KUnit test: attaches a KUnit-owned mm to the current task if it
     // has none (the scenarios' mm, which `Recording::start()` attaches too).
@@ -597,7 +599,7 @@ pub(crate) fn five_level_paging() -> Result<bool> {
     let current = kernel::current!();
     let mm = current.mm().ok_or(EINVAL)?.as_raw();
     // SAFETY: `mm` is the current task's live mm; `task_size` is set when it is made.
-    Ok(unsafe { (*mm).__bindgen_anon_1.task_size } > 1 << 47)
+    Ok(unsafe { (*mm).__bindgen_anon_1.task_size } > 1 << 48)
 }
 
 /// Sets `VM_UFFD_WP` / `VM_UFFD_RWP` on the VMA at `addr` (`MPROTECT_KUNIT_*` bits), as a
