@@ -158,15 +158,18 @@ mprs_kunit_kernel_args() {
 # disk, /dev/ram0, which tests/guest/init turns into swap.  loglevel=5
 # prints warnings and worse (scripts/splat-check.py reads them), not the
 # boot's informational messages.
-MPRS_GUEST_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1 memmap=1G%4G+0xefffffff brd.rd_nr=1 brd.rd_size=65536"
 # arm64 (ARCH=arm64): the PL011 console, and no device-DAX (memmap= is
 # x86-only, and arm64 has no PUD leaves for it to serve).
+mprs_console=ttyS0
+mprs_memmap=" memmap=1G%4G+0xefffffff"
 if [ "$(mprs_arch 2>/dev/null)" = arm64 ]; then
-	MPRS_GUEST_CMDLINE="console=ttyAMA0 rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1 brd.rd_nr=1 brd.rd_size=65536"
+	mprs_console=ttyAMA0
+	mprs_memmap=
 fi
+MPRS_GUEST_CMDLINE="console=$mprs_console rdinit=/init loglevel=5 kunit.filter_glob=mprotect_rs_guest panic=-1$mprs_memmap brd.rd_nr=1 brd.rd_size=65536"
 # The mm selftests' guest (scripts/selftests.sh): no KUnit suite at boot,
 # no device-DAX.
-MPRS_SELFTESTS_CMDLINE="console=ttyS0 rdinit=/init loglevel=5 kunit.enable=0 panic=-1 brd.rd_nr=1 brd.rd_size=65536"
+MPRS_SELFTESTS_CMDLINE="console=$mprs_console rdinit=/init loglevel=5 kunit.enable=0 panic=-1 brd.rd_nr=1 brd.rd_size=65536"
 # mprs_qemu_args [VCPUS_PER_NODE]: those arguments, one per line; with
 # VCPUS_PER_NODE (1 in the file), as many vCPUs (a core each) on each node.
 mprs_qemu_args() {
