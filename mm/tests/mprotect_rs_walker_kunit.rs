@@ -843,14 +843,9 @@ mod tests {
         under_each_walker(|run, rec| {
             // 64K mTHP folios where MADV_HUGEPAGE asks (`thp_anon=64K:madvise`), in a range
             // too small for a PMD THP or khugepaged.
-            let map = mmap(2 * NR * PAGE_SIZE, 0)?;
-            let addr = (map + NR * PAGE_SIZE - 1) & !(NR * PAGE_SIZE - 1);
+            let (map, addr) = map_touched_huge(NR, NR)?;
             let end = addr + NR * PAGE_SIZE;
             rec.set_base(addr);
-            madvise(addr, NR * PAGE_SIZE, MADV_HUGEPAGE)?;
-            for i in 0..NR {
-                touch(addr + i * PAGE_SIZE, i as u8)?;
-            }
             if !in_large_folio(addr)? {
                 pr_err!("anon_mthp_sub_batches: no 64K mTHP folio (thp_anon=64K:madvise?)\n");
                 return Err(ENOMEM);

@@ -19,7 +19,7 @@ use kernel::{
     ffi::c_long,
     page::PAGE_SIZE,
     prelude::*,
-    uapi::{MADV_HUGEPAGE, PROT_NONE, PROT_READ, PROT_WRITE},
+    uapi::{PROT_NONE, PROT_READ, PROT_WRITE},
 };
 
 /// Pages in a contpte block: 64K of 4K pages.
@@ -45,14 +45,9 @@ struct Blocks {
 impl Blocks {
     /// Maps and writes the blocks for the case `name`; fails unless every PTE is contiguous.
     fn new(rec: &Recording, name: &str) -> Result<Self> {
-        let map = mmap(2 * NR * PAGE_SIZE, 0)?;
-        let addr = (map + BLOCK * PAGE_SIZE - 1) & !(BLOCK * PAGE_SIZE - 1);
+        let (map, addr) = map_touched_huge(NR, BLOCK)?;
         let end = addr + NR * PAGE_SIZE;
         rec.set_base(addr);
-        madvise(addr, NR * PAGE_SIZE, MADV_HUGEPAGE)?;
-        for i in 0..NR {
-            touch(addr + i * PAGE_SIZE, i as u8)?;
-        }
         let faulted = snapshot(addr, end)?;
         if !all_cont(&faulted, 0..NR, true) {
             pr_err!("{name}: no contpte blocks (64K mTHP, ARM64_CONTPTE?)\n");

@@ -13,13 +13,13 @@ use core::{
 use kernel::{
     bindings,
     ffi::{c_int, c_long, c_ulong},
-    page::PAGE_SHIFT,
+    page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     str::CString,
     uaccess::{UserPtr, UserSlice},
     uapi::{
-        MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE, MAP_SHARED, PROT_READ,
-        PROT_WRITE,
+        MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
+        MAP_SHARED, PROT_READ, PROT_WRITE,
     },
 };
 
@@ -709,6 +709,20 @@ pub(crate) fn madvise(addr: usize, len: usize, advice: u32) -> Result {
     let mm = current.mm().ok_or(EINVAL)?.as_raw();
     // SAFETY: `mm` is the current task's mm.
     kernel::error::to_result(unsafe { bindings::do_madvise(mm, addr, len, advice as c_int) })
+}
+
+/// Maps `2 * nr` anonymous pages; in them, from the first multiple of `align` pages, asks for
+/// huge pages over `nr` pages (`MADV_HUGEPAGE`: the 64K mTHP of `thp_anon=64K:madvise` in a
+/// range too small for a PMD) and writes each with its index. Returns the mapping (`2 * nr`
+/// pages, to unmap) and the first of the `nr` pages.
+pub(crate) fn map_touched_huge(nr: usize, align: usize) -> Result<(usize, usize)> {
+    let map = mmap(2 * nr * PAGE_SIZE, 0)?;
+    let addr = (map + align * PAGE_SIZE - 1) & !(align * PAGE_SIZE - 1);
+    madvise(addr, nr * PAGE_SIZE, MADV_HUGEPAGE)?;
+    for i in 0..nr {
+        touch(addr + i * PAGE_SIZE, i as u8)?;
+    }
+    Ok((map, addr))
 }
 
 pub(crate) fn touch(addr: usize, byte: u8) -> Result {
