@@ -159,8 +159,15 @@ def main():
         figures.append((FIGURES[mode], rows(order, runs)))
     with open(os.path.join(results, "host.txt")) as f:
         host = f.read().strip().replace("\n", "; ")
-    md = ["# mprotect-rs benchmarks", "",
-          "Rust walker against C walker, alternating in the same boot (`make bench`).",
+    arch = "x86_64"
+    config = os.path.join(results, "kernel.config")
+    if os.path.exists(config) and "CONFIG_ARM64=y\n" in open(config).read():
+        arch = "arm64"
+    md = [f"# mprotect-rs benchmarks, {arch}", "",
+          "Rust walker against C walker, alternating in the same boot (`make bench"
+          + ("`)." if arch == "x86_64" else " ARCH=arm64`). Guest time is the generic "
+             "timer's (62.5 MHz in QEMU's virt machine), so -icount figures come in steps "
+             "of 16 instructions."),
           f"Host: {host}. Kernel configs: `kernel.config`, `kernel-baseline.config`; QEMU command lines: "
           "`qemu-*.txt`; raw output: `bench-*.txt`.", ""]
     for title, data in figures:

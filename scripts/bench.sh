@@ -18,22 +18,31 @@
 # scripts/bench-report.py writes results/bench.md and results/bench.png;
 # results/ also gets the raw output, the kernel configs, the QEMU command
 # lines and the host CPU model.
+#
+# ARCH=arm64 (make bench ARCH=arm64, after make kunit ARCH=arm64): the same
+# on the arm64 kernels under qemu-system-aarch64, wall-clock always under
+# multi-threaded TCG, results in results/arm64/ and the baseline and
+# RUST_INLINE_HELPERS=n kernels in $MPRS_CACHE/configs/*-arm64.  The DAX
+# workload does not run there (no device-DAX, no PUD leaves).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-mprs_x86_only bench
 root=$(mprs_root)
 build=$(mprs_build)
-results="$root/results"
+arch=$(mprs_arch)
+suffix=$(mprs_arch_suffix)
+qemu=$(mprs_qemu)
+if [ "$arch" = x86_64 ]; then results="$root/results"; else results="$root/results/$arch"; fi
 reps=${BENCH_REPS:-11}
-timeout_s=${BENCH_TIMEOUT:-900}
+# aarch64 under TCG on an x86_64 host is about three times slower.
+if [ "$arch" = x86_64 ]; then timeout_s=${BENCH_TIMEOUT:-900}; else timeout_s=${BENCH_TIMEOUT:-2700}; fi
 
 die() { echo "bench: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
 
-kernel="$build/arch/x86/boot/bzImage"
-[ -f "$kernel" ] || die "no kernel at $kernel: run make run first"
+kernel="$build/$(mprs_image)"
+[ -f "$kernel" ] || die "no kernel at $kernel: run make run first (ARCH=arm64: make kunit ARCH=arm64)"
 grep -q "^CONFIG_MPROTECT_DEBUGFS_CHANGE=y" "$build/.config" ||
 	die "the kernel lacks CONFIG_MPROTECT_DEBUGFS_CHANGE (tests/mprotect-rs.kunitconfig)"
 python3 -c "import matplotlib" 2>/dev/null ||
@@ -50,13 +59,16 @@ mkdir -p "$results"
 # kernel takes the TCG vCPUs' TSCs for unsynchronized and times with the
 # HPET, whose 10 ns steps would round the exact -icount instruction counts
 # (1 ns = 1 instruction).  Only here: the test boots keep the kernel's
-# default clocksource choice.
+# default clocksource choice.  arm64 times with the generic timer, whose
+# 62.5 MHz counter (QEMU's virt machine) rounds to 16 instructions.
+tsc=
+[ "$arch" != x86_64 ] || tsc=" tsc=reliable"
 run() {
 	local mode=$1
 	shift
-	local cmd=(qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio
+	local cmd=("$qemu" -nodefaults -nographic -no-reboot -serial stdio
 		-monitor none "${args[@]}" "$@" -kernel "$kernel" -initrd "$initramfs"
-		-append "$MPRS_GUEST_CMDLINE tsc=reliable mprs_bench=$reps")
+		-append "$MPRS_GUEST_CMDLINE$tsc mprs_bench=$reps")
 	printf '%q ' "${cmd[@]}" >"$results/qemu-$mode.txt"
 	echo >>"$results/qemu-$mode.txt"
 	step "benchmarks, $mode ($reps rounds)"
@@ -84,7 +96,7 @@ run() {
 }
 
 run icount -accel tcg -icount shift=0,sleep=off
-if [ "$("$here/kvm-probe.sh" "$kernel")" = kvm ]; then
+if [ "$arch" = x86_64 ] && [ "$("$here/kvm-probe.sh" "$kernel")" = kvm ]; then
 	wall_mode=kvm
 	run kvm -accel kvm
 else
@@ -97,7 +109,7 @@ rm -f "$results/bench-baseline.txt" "$results/qemu-baseline.txt" "$results/kerne
 cp "$build/.config" "$results/kernel.config"
 {
 	grep -m1 "model name" /proc/cpuinfo | sed 's/.*: //'
-	echo "$(nproc) CPUs; QEMU $(qemu-system-x86_64 --version | head -n1)"
+	echo "$(nproc) CPUs; QEMU $("$qemu" --version | head -n1)"
 } >"$results/host.txt"
 # The text of each walker, from the symbol table of the kernel measured:
 # change_protection(), into which the C walker is inlined, and the
@@ -119,19 +131,19 @@ baseline=$(g rev-parse "$first_rust^")
 g grep -q '^config MPROTECT_DEBUGFS_CHANGE$' "$baseline" -- mm/Kconfig ||
 	die "the baseline $(g log -1 --format='%h %s' "$baseline") lacks the debugfs files"
 bsrc="$cache/baseline-src"
-bbuild="$cache/configs/baseline"
+bbuild="$cache/configs/baseline$suffix"
 mprs_worktree "$tree" "$bsrc" "$baseline" || die "no work tree for the baseline at $bsrc"
 step "build the baseline: $(g log -1 --format='%h %s' "$baseline") ($bbuild)"
 mkdir -p "$bbuild"
 mprs_test_config >"$bbuild/.config"
-make -C "$bsrc" O="$bbuild" ARCH=x86_64 LLVM="$MPRS_LLVM" olddefconfig >"$root/out/baseline-build.log" 2>&1 ||
+make -C "$bsrc" O="$bbuild" ARCH="$arch" LLVM="$MPRS_LLVM" olddefconfig >"$root/out/baseline-build$suffix.log" 2>&1 ||
 	die "baseline configuration failed"
 grep -q '^CONFIG_MPROTECT_DEBUGFS_CHANGE=y' "$bbuild/.config" ||
 	die "the baseline's config lacks CONFIG_MPROTECT_DEBUGFS_CHANGE"
 ! grep -q '^CONFIG_MPROTECT_RS=y' "$bbuild/.config" || die "the baseline has the Rust walker"
-make -C "$bsrc" O="$bbuild" ARCH=x86_64 LLVM="$MPRS_LLVM" -j"${JOBS:-$(nproc)}" all \
-	>>"$root/out/baseline-build.log" 2>&1 || die "baseline build failed (out/baseline-build.log)"
-kernel="$bbuild/arch/x86/boot/bzImage"
+make -C "$bsrc" O="$bbuild" ARCH="$arch" LLVM="$MPRS_LLVM" -j"${JOBS:-$(nproc)}" all \
+	>>"$root/out/baseline-build$suffix.log" 2>&1 || die "baseline build failed (out/baseline-build$suffix.log)"
+kernel="$bbuild/$(mprs_image)"
 run baseline -accel tcg -icount shift=0,sleep=off
 grep -q '^B [^ ]* base [0-9]' "$results/bench-baseline.txt" ||
 	die "the baseline printed no 'B <workload> base' lines (a walker switch in it?)"
@@ -142,8 +154,8 @@ cp "$bbuild/.config" "$results/kernel-baseline.config"
 # checked by make configs' script), under -icount.
 rm -f "$results/bench-inline-off.txt" "$results/qemu-inline-off.txt"
 step "build the test kernel with CONFIG_RUST_INLINE_HELPERS=n"
-"$here/configs.sh" inline-off >"$root/out/inline-off-build.log" 2>&1 ||
-	die "the RUST_INLINE_HELPERS=n kernel did not build or pass (out/inline-off-build.log)"
-kernel="$(mprs_cache)/configs/inline-off/arch/x86/boot/bzImage"
+"$here/configs.sh" inline-off >"$root/out/inline-off-build$suffix.log" 2>&1 ||
+	die "the RUST_INLINE_HELPERS=n kernel did not build or pass (out/inline-off-build$suffix.log)"
+kernel="$(mprs_cache)/configs/inline-off$suffix/$(mprs_image)"
 run inline-off -accel tcg -icount shift=0,sleep=off
 python3 "$here/bench-report.py" "$results" "$wall_mode"

@@ -15,15 +15,24 @@
 # marked "# boot: kunit" are then booted and must pass the KUnit suites of
 # tests/expected-suites.txt.  Logs go to out/configs/NAME.log, the summary to
 # out/configs/summary.md (make configs copies it to results/configs.md).
+#
+# ARCH=arm64: only what make bench ARCH=arm64 asks for (inline-off), into
+# $MPRS_CACHE/configs/NAME-arm64, logs in out/configs-arm64/; the fragments
+# of tests/configs/ are written for x86_64, so make configs stays x86_64.
 set -uo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-mprs_x86_only configs
 root=$(mprs_root)
 tree=$(mprs_tree)
 cache=$(mprs_cache)
-out="$root/out/configs"
+arch=$(mprs_arch) || exit 1
+suffix=$(mprs_arch_suffix)
+[ "$arch" = x86_64 ] || [ "$*" = inline-off ] || {
+	echo "configs: ARCH=$arch builds only inline-off (make bench ARCH=$arch)" >&2
+	exit 1
+}
+out="$root/out/configs$suffix"
 jobs=${JOBS:-$(nproc)}
 mkdir -p "$out"
 
@@ -102,7 +111,7 @@ for name in "${names[@]}"; do
 	frag="$root/tests/configs/$name.config"
 	[ -f "$frag" ] || { echo "configs: no $frag"; failed=1; continue; }
 	log="$out/$name.log"
-	dir="$cache/configs/$name"
+	dir="$cache/configs/$name$suffix"
 	[ "$name" != test ] || dir=$(mprs_build)
 	mkdir -p "$dir"
 	what=$(sed -n '2{s/^# //;p;q}' "$frag")
@@ -112,7 +121,7 @@ for name in "${names[@]}"; do
 	result=failed
 	(
 		set -e
-		mk() { make -C "$tree" O="$dir" ARCH=x86_64 LLVM="$MPRS_LLVM" "$@"; }
+		mk() { make -C "$tree" O="$dir" ARCH="$arch" LLVM="$MPRS_LLVM" "$@"; }
 		case "$base" in
 		test)
 			mprs_test_config >"$out/$name.base"
@@ -152,7 +161,7 @@ for name in "${names[@]}"; do
 	if [ $rc -eq 0 ]; then
 		result="built, no warnings$kunit"
 	else
-		result="**FAILED**$kunit (out/configs/$name.log)"
+		result="**FAILED**$kunit (out/configs$suffix/$name.log)"
 		failed=1
 		grep -E 'error(\[E[0-9]+\])?:|NOT SET|NOT OFF|undefined symbol' "$log" | head -n 10
 		tail -n 5 "$log"
