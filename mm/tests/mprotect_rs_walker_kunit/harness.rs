@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The harness of the walker tests: what the scenarios record (page tables through
-//! `walk_page_range()`, counts, notifier ranges, TLB gathers), how they set memory up, and the
+//! `walk_page_range()`, counts, notifier ranges, TLB gathers and flushes), how they set memory
+//! up, and the
 //! comparison of the two walkers' runs ([`under_each_walker`]).
 
 use core::{
@@ -95,6 +96,11 @@ pub(crate) struct Run {
     /// The number of walks, and a digest of all their gathers.
     pub(crate) gather_total: usize,
     pub(crate) gather_digest: u64,
+    /// The first TLB flushes of the run ([`Flush`]).
+    pub(crate) flushes: KVec<Flush>,
+    /// The number of flushes, and a digest of all of them.
+    pub(crate) flush_total: usize,
+    pub(crate) flush_digest: u64,
     /// Addresses the scenario notes for its own checks (not compared between walkers).
     pub(crate) marks: KVec<usize>,
 }
@@ -161,6 +167,22 @@ pub(crate) type Gather = [u64; GATHER_WORDS];
 /// The gathers a [`Recorder`] keeps; of more, only the count and the digest.
 pub(crate) const MAX_GATHERS: usize = 64;
 
+/// One TLB flush of the test's mm by the test's own task, as the architecture reports it to
+/// MMU notifiers (`arch_invalidate_secondary_tlbs()`, which x86 calls from every
+/// `flush_tlb_mm_range()` and arm64 from every range flush): the range, relative to the
+/// recording's base, or [`FLUSH_ALL`] for the whole mm.
+///
+/// This is what the gather comparison cannot see where `tlb_end_vma()` flushes and resets
+/// the gather inside the walk (arm64, without `MMU_GATHER_MERGE_VMAS`): there the flushes
+/// themselves are compared. On x86 they follow from the gathers, and are compared too.
+pub(crate) type Flush = [u64; 2];
+
+/// The [`Flush`] of the whole mm (`flush_tlb_mm()`: `0..-1`), kept as it is.
+pub(crate) const FLUSH_ALL: Flush = [0, u64::MAX];
+
+/// The flushes a [`Recorder`] keeps; of more, only the count and the digest.
+pub(crate) const MAX_FLUSHES: usize = 64;
+
 /// The [`Recorder`] of the running [`Recording`], for [`walked_stub`]; null when none.
 static GATHER_REC: AtomicPtr<Recorder> = AtomicPtr::new(ptr::null_mut());
 
@@ -194,7 +216,8 @@ unsafe extern "C" fn walked_stub(tlb: *mut bindings::mmu_gather) {
     rec.push_gather(&gather);
 }
 
-/// An `mmu_notifier` that records the mprotect invalidations of the test's mm.
+/// An `mmu_notifier` that records the mprotect invalidations of the test's mm, and a second
+/// one that records its TLB flushes.
 ///
 /// Callbacks can come from other tasks too (khugepaged, reclaim), so slots are claimed with
 /// an atomic counter and only read after `mmu_notifier_unregister()`, which waits for all
@@ -215,6 +238,15 @@ pub(crate) struct Recorder {
     pub(crate) gathers: AtomicUsize,
     pub(crate) gather_digest: AtomicUsize,
     pub(crate) gather_slots: [[AtomicUsize; GATHER_WORDS]; MAX_GATHERS],
+    /// The subscription of [`rec_flush`]: the MMU notifier core refuses one that has both
+    /// `arch_invalidate_secondary_tlbs()` and `invalidate_range_start()`.
+    pub(crate) flush_mn: bindings::mmu_notifier,
+    /// The test's task: flushes of the mm by others (khugepaged, reclaim) are not recorded.
+    pub(crate) task: AtomicPtr<bindings::task_struct>,
+    /// The flushes, as the invalidations (only [`rec_flush`] adds to them).
+    pub(crate) flushes: AtomicUsize,
+    pub(crate) flush_digest: AtomicUsize,
+    pub(crate) flush_slots: [[AtomicUsize; 2]; MAX_FLUSHES],
 }
 
 impl Recorder {
@@ -235,6 +267,24 @@ impl Recorder {
             slot[0].store(kind, Ordering::Relaxed);
             slot[1].store(start, Ordering::Relaxed);
             slot[2].store(end, Ordering::Relaxed);
+        }
+    }
+
+    fn push_flush(&self, start: usize, end: usize) {
+        let flush = if [start as u64, end as u64] == FLUSH_ALL {
+            FLUSH_ALL
+        } else {
+            let base = self.base.load(Ordering::Relaxed);
+            [start.wrapping_sub(base) as u64, end.wrapping_sub(base) as u64]
+        };
+        let i = self.flushes.fetch_add(1, Ordering::Relaxed);
+        let d = self.flush_digest.load(Ordering::Relaxed) as u64;
+        let d = fnv(if i == 0 { FNV_SEED } else { d }, &flush);
+        self.flush_digest.store(d as usize, Ordering::Relaxed);
+        if let Some(slot) = self.flush_slots.get(i) {
+            for (word, value) in slot.iter().zip(flush) {
+                word.store(value as usize, Ordering::Relaxed);
+            }
         }
     }
 
@@ -278,10 +328,34 @@ pub(crate) unsafe extern "C" fn rec_end(
     rec.push(1, range);
 }
 
+/// # Safety
+///
+/// Called by the MMU notifier core with `mn` the `flush_mn` of a live [`Recorder`],
+/// registered by [`Recording::start`].
+unsafe extern "C" fn rec_flush(
+    mn: *mut bindings::mmu_notifier,
+    _mm: *mut bindings::mm_struct,
+    start: c_ulong,
+    end: c_ulong,
+) {
+    // SAFETY: By the function's safety requirements `mn` is the `flush_mn` field of a live
+    // `Recorder`, whose other fields are atomics.
+    let rec = unsafe { &*kernel::container_of!(mn, Recorder, flush_mn) };
+    if kernel::task::Task::current_raw() == rec.task.load(Ordering::Relaxed) {
+        rec.push_flush(start, end);
+    }
+}
+
 pub(crate) static RECORDER_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
     invalidate_range_start: Some(rec_start),
     invalidate_range_end: Some(rec_end),
     // SAFETY: All-zero is a valid `mmu_notifier_ops`: every other callback is `None`.
+    ..unsafe { core::mem::zeroed() }
+};
+
+static FLUSH_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
+    arch_invalidate_secondary_tlbs: Some(rec_flush),
+    // SAFETY: As for `RECORDER_OPS`.
     ..unsafe { core::mem::zeroed() }
 };
 
@@ -311,13 +385,27 @@ impl Recording {
                 gather_digest: AtomicUsize::new(0),
                 gather_slots: [const { [const { AtomicUsize::new(0) }; GATHER_WORDS] };
                     MAX_GATHERS],
+                // SAFETY: As for `mn`.
+                flush_mn: unsafe { core::mem::zeroed() },
+                task: AtomicPtr::new(kernel::task::Task::current_raw()),
+                flushes: AtomicUsize::new(0),
+                flush_digest: AtomicUsize::new(0),
+                flush_slots: [const { [const { AtomicUsize::new(0) }; 2] }; MAX_FLUSHES],
             },
             GFP_KERNEL,
         )?;
         rec.mn.ops = &RECORDER_OPS;
+        rec.flush_mn.ops = &FLUSH_OPS;
         // SAFETY: `rec` is boxed, so `mn` stays in place until `finish()` unregisters it;
         // `mm` is the current task's live mm.
         kernel::error::to_result(unsafe { bindings::mmu_notifier_register(&mut rec.mn, mm) })?;
+        // SAFETY: As above, for `flush_mn`.
+        let ret = unsafe { bindings::mmu_notifier_register(&mut rec.flush_mn, mm) };
+        if let Err(e) = kernel::error::to_result(ret) {
+            // SAFETY: Registered on `mm` above; after this no callback reaches `rec`.
+            unsafe { bindings::mmu_notifier_unregister(&mut rec.mn, mm) };
+            return Err(e);
+        }
         GATHER_REC.store(
             ptr::from_ref::<Recorder>(&rec).cast_mut(),
             Ordering::Release,
@@ -357,8 +445,23 @@ impl Recording {
             )
         };
         GATHER_REC.store(ptr::null_mut(), Ordering::Release);
-        // SAFETY: Registered on `mm` in `start()`; after this no callback runs any more.
-        unsafe { bindings::mmu_notifier_unregister(&mut self.rec.mn, self.mm) };
+        // SAFETY: Both registered on `mm` in `start()`; after this no callback runs any more.
+        unsafe {
+            bindings::mmu_notifier_unregister(&mut self.rec.flush_mn, self.mm);
+            bindings::mmu_notifier_unregister(&mut self.rec.mn, self.mm);
+        }
+        let total = self.rec.flushes.load(Ordering::Relaxed);
+        run.flush_total = total;
+        run.flush_digest = self.rec.flush_digest.load(Ordering::Relaxed) as u64;
+        let mut flushes = KVec::with_capacity(total.min(MAX_FLUSHES), GFP_KERNEL)?;
+        for slot in &self.rec.flush_slots[..total.min(MAX_FLUSHES)] {
+            let flush: Flush = [
+                slot[0].load(Ordering::Relaxed) as u64,
+                slot[1].load(Ordering::Relaxed) as u64,
+            ];
+            flushes.push(flush, GFP_KERNEL)?;
+        }
+        run.flushes = flushes;
         let total = self.rec.gathers.load(Ordering::Relaxed);
         run.gather_total = total;
         run.gather_digest = self.rec.gather_digest.load(Ordering::Relaxed) as u64;
@@ -860,8 +963,8 @@ fn first_difference<T: PartialEq>(a: &[T], b: &[T]) -> usize {
 }
 
 /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
-/// runs recorded the same entries, counts, invalidations, TLB gathers, flags and page
-/// verdicts. Returns the Rust walker's run.
+/// runs recorded the same entries, counts, invalidations, TLB gathers and flushes, flags and
+/// page verdicts. Returns the Rust walker's run.
 ///
 /// The scenario checks its own expectations with the test's `assert!`s; this function is
 /// outside the test functions, so it reports a difference as an error instead. A failure
@@ -934,6 +1037,23 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
             rust.gathers.get(i),
             c.gather_digest,
             rust.gather_digest
+        );
+        return Err(EINVAL);
+    }
+    if c.flush_total != rust.flush_total
+        || c.flush_digest != rust.flush_digest
+        || c.flushes[..] != rust.flushes[..]
+    {
+        let i = first_difference(&c.flushes, &rust.flushes);
+        pr_err!(
+            "TLB flushes differ at flush {i} of {}/{}: C {:#x?}, Rust {:#x?} \
+             (digests {:#x}, {:#x})\n",
+            c.flush_total,
+            rust.flush_total,
+            c.flushes.get(i),
+            rust.flushes.get(i),
+            c.flush_digest,
+            rust.flush_digest
         );
         return Err(EINVAL);
     }
