@@ -955,8 +955,9 @@ mod tests {
     }
 
     /// Forks the current task, as fork() does (the child gets a copy of the mm), and returns
-    /// once the child has released it again (`CLONE_VFORK`): the parent's private anonymous
-    /// pages are then no longer exclusive and their PTEs are write-protected.
+    /// once the child has exited and its copy of the mm is gone: the parent's private
+    /// anonymous pages are then no longer exclusive and their PTEs are write-protected, and
+    /// no other mm maps them.
     fn fork_and_reap() -> Result {
         let mut args = bindings::kernel_clone_args {
             flags: u64::from(bindings::CLONE_VFORK | bindings::CLONE_UNTRACED),
@@ -970,6 +971,17 @@ mod tests {
         let pid = unsafe { bindings::kernel_clone(&mut args) };
         if pid < 0 {
             return Err(Error::from_errno(pid));
+        }
+        // `CLONE_VFORK` lets the parent go on when the child releases the mm
+        // (`exit_mm_release()`), before its `mmput()` unmaps the pages: until then a large
+        // folio stays shared with the child's mm, and a write copies it instead of reusing
+        // it (`__wp_can_reuse_large_anon_folio()`). So wait for the child to be gone: it
+        // reaps itself after `exit_mm()`, and the wait then ends with -ECHILD.
+        let mut status: c_int = 0;
+        // SAFETY: Waits for the child created above; `status` outlives the call.
+        let ret = unsafe { bindings::kernel_wait(pid, &mut status) };
+        if ret < 0 && ret != -(bindings::ECHILD as c_int) {
+            return Err(Error::from_errno(ret));
         }
         Ok(())
     }
