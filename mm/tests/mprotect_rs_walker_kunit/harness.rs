@@ -2,8 +2,7 @@
 
 //! The harness of the walker tests: what the scenarios record (page tables through
 //! `walk_page_range()`, counts, notifier ranges, TLB gathers and flushes), how they set memory
-//! up, and the
-//! comparison of the two walkers' runs ([`under_each_walker`]).
+//! up, and the comparison of the two walkers' runs ([`under_each_walker`]).
 
 use core::{
     ffi::c_void,
@@ -17,6 +16,7 @@ use kernel::{
     page::{PAGE_SHIFT, PAGE_SIZE},
     prelude::*,
     str::CString,
+    types::Opaque,
     uaccess::{UserPtr, UserSlice},
     uapi::{
         MADV_HUGEPAGE, MADV_NOHUGEPAGE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE, MAP_PRIVATE,
@@ -167,18 +167,25 @@ pub(crate) type Gather = [u64; GATHER_WORDS];
 /// The gathers a [`Recorder`] keeps; of more, only the count and the digest.
 pub(crate) const MAX_GATHERS: usize = 64;
 
-/// One TLB flush of the test's mm by the test's own task, as the architecture reports it to
-/// MMU notifiers (`arch_invalidate_secondary_tlbs()`, which x86 calls from every
-/// `flush_tlb_mm_range()` and arm64 from every range flush): the range, relative to the
-/// recording's base, or [`FLUSH_ALL`] for the whole mm.
+/// One TLB flush of a range of the test's mm by the test's own task, as the architecture
+/// reports it to MMU notifiers (`arch_invalidate_secondary_tlbs()`, which x86 calls from
+/// every `flush_tlb_mm_range()` and arm64 from every range flush but those marked
+/// `TLBF_NONOTIFY`): the range, relative to the recording's base.
 ///
 /// This is what the gather comparison cannot see where `tlb_end_vma()` flushes and resets
 /// the gather inside the walk (arm64, without `MMU_GATHER_MERGE_VMAS`): there the flushes
 /// themselves are compared. On x86 they follow from the gathers, and are compared too.
-pub(crate) type Flush = [u64; 2];
+///
+/// Flushes of the whole mm (`0..-1`) are not recorded: `flush_tlb_batched_pending()`, which
+/// both walkers call for every PTE table, issues one whenever reclaim has batched an unmap
+/// of the mm since, at a time no test chooses (and x86 reports such batches as `0..-1`).
+/// The walkers' own flushes are ranges: arm64 turns one into a flush of the mm only beyond
+/// its range limit, which `-cpu max`'s range invalidation puts out of the tests' reach.
+/// What the notifier does not carry is not compared on arm64: the level hint and stride.
+pub(crate) type Flush = [u64; FLUSH_WORDS];
 
-/// The [`Flush`] of the whole mm (`flush_tlb_mm()`: `0..-1`), kept as it is.
-pub(crate) const FLUSH_ALL: Flush = [0, u64::MAX];
+/// The words of a [`Flush`]: start and end.
+pub(crate) const FLUSH_WORDS: usize = 2;
 
 /// The flushes a [`Recorder`] keeps; of more, only the count and the digest.
 pub(crate) const MAX_FLUSHES: usize = 64;
@@ -229,7 +236,8 @@ unsafe extern "C" fn walked_stub(tlb: *mut bindings::mmu_gather) {
 /// test's own task, which is the one that walks).
 #[repr(C)]
 pub(crate) struct Recorder {
-    pub(crate) mn: bindings::mmu_notifier,
+    /// Written by the MMU notifier core while registered, so only reached by pointer.
+    pub(crate) mn: Opaque<bindings::mmu_notifier>,
     pub(crate) base: AtomicUsize,
     pub(crate) next: AtomicUsize,
     pub(crate) digest: AtomicUsize,
@@ -239,14 +247,16 @@ pub(crate) struct Recorder {
     pub(crate) gather_digest: AtomicUsize,
     pub(crate) gather_slots: [[AtomicUsize; GATHER_WORDS]; MAX_GATHERS],
     /// The subscription of [`rec_flush`]: the MMU notifier core refuses one that has both
-    /// `arch_invalidate_secondary_tlbs()` and `invalidate_range_start()`.
-    pub(crate) flush_mn: bindings::mmu_notifier,
-    /// The test's task: flushes of the mm by others (khugepaged, reclaim) are not recorded.
-    pub(crate) task: AtomicPtr<bindings::task_struct>,
-    /// The flushes, as the invalidations (only [`rec_flush`] adds to them).
+    /// `arch_invalidate_secondary_tlbs()` and `invalidate_range_start()`. As `mn`.
+    pub(crate) flush_mn: Opaque<bindings::mmu_notifier>,
+    /// The test's task: flushes of the mm by others (khugepaged, kswapd) are not recorded.
+    /// Only compared, never dereferenced.
+    pub(crate) owner: *const bindings::task_struct,
+    /// The flushes, as the invalidations (only [`rec_flush`] adds to them, and only in the
+    /// owner's task, so the digest has one writer).
     pub(crate) flushes: AtomicUsize,
     pub(crate) flush_digest: AtomicUsize,
-    pub(crate) flush_slots: [[AtomicUsize; 2]; MAX_FLUSHES],
+    pub(crate) flush_slots: [[AtomicUsize; FLUSH_WORDS]; MAX_FLUSHES],
 }
 
 impl Recorder {
@@ -271,12 +281,11 @@ impl Recorder {
     }
 
     fn push_flush(&self, start: usize, end: usize) {
-        let flush = if [start as u64, end as u64] == FLUSH_ALL {
-            FLUSH_ALL
-        } else {
-            let base = self.base.load(Ordering::Relaxed);
-            [start.wrapping_sub(base) as u64, end.wrapping_sub(base) as u64]
-        };
+        let base = self.base.load(Ordering::Relaxed);
+        let flush: Flush = [
+            start.wrapping_sub(base) as u64,
+            end.wrapping_sub(base) as u64,
+        ];
         let i = self.flushes.fetch_add(1, Ordering::Relaxed);
         let d = self.flush_digest.load(Ordering::Relaxed) as u64;
         let d = fnv(if i == 0 { FNV_SEED } else { d }, &flush);
@@ -310,7 +319,7 @@ pub(crate) unsafe extern "C" fn rec_start(
     range: *const bindings::mmu_notifier_range,
 ) -> c_int {
     // SAFETY: See the function's safety requirements; `Recorder` is `repr(C)` with `mn`
-    // first, and its other fields are atomics.
+    // (a transparent `Opaque`) first, and is only ever shared.
     let (rec, range) = unsafe { (&*mn.cast::<Recorder>(), &*range) };
     rec.push(0, range);
     0
@@ -328,6 +337,9 @@ pub(crate) unsafe extern "C" fn rec_end(
     rec.push(1, range);
 }
 
+/// Records a flush of a range ([`Flush`]) by the recording's own task. Called with the
+/// page-table lock held or interrupts off, so it only reads `current` and writes atomics.
+///
 /// # Safety
 ///
 /// Called by the MMU notifier core with `mn` the `flush_mn` of a live [`Recorder`],
@@ -338,10 +350,12 @@ unsafe extern "C" fn rec_flush(
     start: c_ulong,
     end: c_ulong,
 ) {
-    // SAFETY: By the function's safety requirements `mn` is the `flush_mn` field of a live
-    // `Recorder`, whose other fields are atomics.
-    let rec = unsafe { &*kernel::container_of!(mn, Recorder, flush_mn) };
-    if kernel::task::Task::current_raw() == rec.task.load(Ordering::Relaxed) {
+    let field = mn.cast::<Opaque<bindings::mmu_notifier>>();
+    // SAFETY: By the function's safety requirements `field` is the `flush_mn` field of a
+    // live `Recorder`, which is only ever shared: its notifiers are `Opaque`, the rest
+    // atomics.
+    let rec = unsafe { &*kernel::container_of!(field, Recorder, flush_mn) };
+    if (start, end) != (0, usize::MAX) && ptr::eq(kernel::task::Task::current_raw(), rec.owner) {
         rec.push_flush(start, end);
     }
 }
@@ -372,11 +386,14 @@ impl Recording {
         kernel::error::to_result(unsafe { bindings::kunit_attach_mm() })?;
         let current = kernel::current!();
         let mm = current.mm().ok_or(EINVAL)?.as_raw();
-        let mut rec = KBox::new(
+        let rec = KBox::new(
             Recorder {
-                // SAFETY: All-zero is the initial state `mmu_notifier_register()` expects,
-                // apart from `ops`, set below.
-                mn: unsafe { core::mem::zeroed() },
+                mn: Opaque::new(bindings::mmu_notifier {
+                    ops: &RECORDER_OPS,
+                    // SAFETY: All-zero is the initial state `mmu_notifier_register()`
+                    // expects, apart from `ops`.
+                    ..unsafe { core::mem::zeroed() }
+                }),
                 base: AtomicUsize::new(0),
                 next: AtomicUsize::new(0),
                 digest: AtomicUsize::new(0),
@@ -385,25 +402,26 @@ impl Recording {
                 gather_digest: AtomicUsize::new(0),
                 gather_slots: [const { [const { AtomicUsize::new(0) }; GATHER_WORDS] };
                     MAX_GATHERS],
-                // SAFETY: As for `mn`.
-                flush_mn: unsafe { core::mem::zeroed() },
-                task: AtomicPtr::new(kernel::task::Task::current_raw()),
+                flush_mn: Opaque::new(bindings::mmu_notifier {
+                    ops: &FLUSH_OPS,
+                    // SAFETY: As for `mn`.
+                    ..unsafe { core::mem::zeroed() }
+                }),
+                owner: kernel::task::Task::current_raw(),
                 flushes: AtomicUsize::new(0),
                 flush_digest: AtomicUsize::new(0),
-                flush_slots: [const { [const { AtomicUsize::new(0) }; 2] }; MAX_FLUSHES],
+                flush_slots: [const { [const { AtomicUsize::new(0) }; FLUSH_WORDS] }; MAX_FLUSHES],
             },
             GFP_KERNEL,
         )?;
-        rec.mn.ops = &RECORDER_OPS;
-        rec.flush_mn.ops = &FLUSH_OPS;
         // SAFETY: `rec` is boxed, so `mn` stays in place until `finish()` unregisters it;
         // `mm` is the current task's live mm.
-        kernel::error::to_result(unsafe { bindings::mmu_notifier_register(&mut rec.mn, mm) })?;
+        kernel::error::to_result(unsafe { bindings::mmu_notifier_register(rec.mn.get(), mm) })?;
         // SAFETY: As above, for `flush_mn`.
-        let ret = unsafe { bindings::mmu_notifier_register(&mut rec.flush_mn, mm) };
+        let ret = unsafe { bindings::mmu_notifier_register(rec.flush_mn.get(), mm) };
         if let Err(e) = kernel::error::to_result(ret) {
             // SAFETY: Registered on `mm` above; after this no callback reaches `rec`.
-            unsafe { bindings::mmu_notifier_unregister(&mut rec.mn, mm) };
+            unsafe { bindings::mmu_notifier_unregister(rec.mn.get(), mm) };
             return Err(e);
         }
         GATHER_REC.store(
@@ -428,14 +446,16 @@ impl Recording {
         self.rec.base.store(base, Ordering::Relaxed);
     }
 
-    /// Unregisters the notifier and stores what it recorded in `run`.
+    /// Unregisters the notifiers and stores what they recorded in `run`.
     ///
-    /// Nothing fallible runs before the stub and the notifier are gone, so that the recorder
-    /// is never freed while either can reach it. If the test's thread dies before this (a
+    /// Nothing fallible runs before the stub and the notifiers are gone, so that the recorder
+    /// is never freed while any can reach it. If the test's thread dies before this (a
     /// failed assertion), the recorder is leaked, not freed: KUnit deactivates the stub when
     /// the test ends, the exiting thread is not redirected in the meantime
-    /// (`MPROTECT_TEST_STUB()`), and [`end_of_scenarios`] clears [`GATHER_REC`].
-    pub(crate) fn finish(mut self, run: &mut Run) -> Result {
+    /// (`MPROTECT_TEST_STUB()`), and [`end_of_scenarios`] clears [`GATHER_REC`]; both
+    /// notifiers stay registered until `exit_mmap()` releases them, and the reference they
+    /// hold keeps the `mm_struct` (leaked too).
+    pub(crate) fn finish(self, run: &mut Run) -> Result {
         let real: Walked = bindings::mprotect_walked_for_kunit;
         // SAFETY: As in `start()`; the test is still running.
         unsafe {
@@ -447,8 +467,8 @@ impl Recording {
         GATHER_REC.store(ptr::null_mut(), Ordering::Release);
         // SAFETY: Both registered on `mm` in `start()`; after this no callback runs any more.
         unsafe {
-            bindings::mmu_notifier_unregister(&mut self.rec.flush_mn, self.mm);
-            bindings::mmu_notifier_unregister(&mut self.rec.mn, self.mm);
+            bindings::mmu_notifier_unregister(self.rec.flush_mn.get(), self.mm);
+            bindings::mmu_notifier_unregister(self.rec.mn.get(), self.mm);
         }
         let total = self.rec.flushes.load(Ordering::Relaxed);
         run.flush_total = total;
@@ -1044,10 +1064,11 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
         || c.flush_digest != rust.flush_digest
         || c.flushes[..] != rust.flushes[..]
     {
+        // Beyond the flushes kept, only the totals and digests say so (both `None`).
         let i = first_difference(&c.flushes, &rust.flushes);
         pr_err!(
-            "TLB flushes differ at flush {i} of {}/{}: C {:#x?}, Rust {:#x?} \
-             (digests {:#x}, {:#x})\n",
+            "TLB flushes differ at flush {i} of {}/{} (the first {MAX_FLUSHES} kept): C {:#x?}, \
+             Rust {:#x?} (digests {:#x}, {:#x})\n",
             c.flush_total,
             rust.flush_total,
             c.flushes.get(i),
