@@ -42,7 +42,7 @@ mprs_arm64_root() { echo "$(mprs_cache)/arm64/root"; }
 # mprs_x86_only WHAT: what only runs on x86_64 so far refuses ARCH=arm64.
 mprs_x86_only() {
 	[ "$(mprs_arch)" = x86_64 ] || {
-		echo "$1: ARCH=$(mprs_arch) is not supported yet (make kunit, make guest and make mutation are)" >&2
+		echo "$1: ARCH=$(mprs_arch) is not supported yet (make run, kunit, guest, debug, test, bench and mutation are)" >&2
 		exit 1
 	}
 }
