@@ -223,40 +223,81 @@ unsafe extern "C" fn walked_stub(tlb: *mut bindings::mmu_gather) {
     rec.push_gather(&gather);
 }
 
-/// An `mmu_notifier` that records the mprotect invalidations of the test's mm, and a second
-/// one that records its TLB flushes.
+/// What a [`Recorder`] records of one kind: the first `N` entries of `W` words, and the count
+/// and an order-sensitive digest of all of them.
 ///
-/// Callbacks can come from other tasks too (khugepaged, reclaim), so slots are claimed with
-/// an atomic counter and only read after `mmu_notifier_unregister()`, which waits for all
-/// callbacks to finish. Other kinds of invalidation are not recorded.
+/// Slots are claimed with an atomic counter, since callbacks can come from any task, and
+/// read only once no callback can add to them. The digest has one writer: each kind is
+/// added to only in the test's own task (the walker's invalidations and gathers, the
+/// flushes of [`rec_flush`]).
+pub(crate) struct Log<const W: usize, const N: usize> {
+    total: AtomicUsize,
+    digest: AtomicUsize,
+    slots: [[AtomicUsize; W]; N],
+}
+
+impl<const W: usize, const N: usize> Log<W, N> {
+    const fn new() -> Self {
+        Self {
+            total: AtomicUsize::new(0),
+            digest: AtomicUsize::new(0),
+            slots: [const { [const { AtomicUsize::new(0) }; W] }; N],
+        }
+    }
+
+    fn push(&self, words: [u64; W]) {
+        let i = self.total.fetch_add(1, Ordering::Relaxed);
+        let d = self.digest.load(Ordering::Relaxed) as u64;
+        let d = fnv(if i == 0 { FNV_SEED } else { d }, &words);
+        self.digest.store(d as usize, Ordering::Relaxed);
+        if let Some(slot) = self.slots.get(i) {
+            for (word, value) in slot.iter().zip(words) {
+                word.store(value as usize, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// The count, the digest and the entries kept.
+    fn read(&self) -> Result<(usize, u64, KVec<[u64; W]>)> {
+        let total = self.total.load(Ordering::Relaxed);
+        let mut entries = KVec::with_capacity(total.min(N), GFP_KERNEL)?;
+        for slot in &self.slots[..total.min(N)] {
+            let mut words = [0; W];
+            for (value, word) in words.iter_mut().zip(slot) {
+                *value = word.load(Ordering::Relaxed) as u64;
+            }
+            entries.push(words, GFP_KERNEL)?;
+        }
+        Ok((total, self.digest.load(Ordering::Relaxed) as u64, entries))
+    }
+}
+
+/// An `mmu_notifier` that records the mprotect invalidations of the test's mm, and a second
+/// one that records its TLB flushes; with them, the gathers [`walked_stub`] reads.
+///
+/// Callbacks can come from other tasks too (khugepaged, reclaim): what they add is only read
+/// after `mmu_notifier_unregister()`, which waits for all callbacks to finish. Other kinds of
+/// invalidation are not recorded.
 ///
 /// Addresses are recorded relative to `base`, so that runs whose mappings landed at
-/// different addresses compare equal. Beyond [`MAX_INVALS`], only the count and the digest
-/// of the relative ranges are kept (the digest is order-sensitive and only updated from the
-/// test's own task, which is the one that walks).
+/// different addresses compare equal.
 #[repr(C)]
 pub(crate) struct Recorder {
     /// Written by the MMU notifier core while registered, so only reached by pointer.
     pub(crate) mn: Opaque<bindings::mmu_notifier>,
     pub(crate) base: AtomicUsize,
-    pub(crate) next: AtomicUsize,
-    pub(crate) digest: AtomicUsize,
-    pub(crate) slots: [[AtomicUsize; 3]; MAX_INVALS],
-    /// The gathers, as the invalidations (only [`walked_stub`] adds to them).
-    pub(crate) gathers: AtomicUsize,
-    pub(crate) gather_digest: AtomicUsize,
-    pub(crate) gather_slots: [[AtomicUsize; GATHER_WORDS]; MAX_GATHERS],
+    /// The invalidations: kind (0 start, 1 end), start, end.
+    pub(crate) invals: Log<3, MAX_INVALS>,
+    /// The gathers (only [`walked_stub`] adds to them).
+    pub(crate) gathers: Log<GATHER_WORDS, MAX_GATHERS>,
     /// The subscription of [`rec_flush`]: the MMU notifier core refuses one that has both
     /// `arch_invalidate_secondary_tlbs()` and `invalidate_range_start()`. As `mn`.
     pub(crate) flush_mn: Opaque<bindings::mmu_notifier>,
     /// The test's task: flushes of the mm by others (khugepaged, kswapd) are not recorded.
     /// Only compared, never dereferenced.
     pub(crate) owner: *const bindings::task_struct,
-    /// The flushes, as the invalidations (only [`rec_flush`] adds to them, and only in the
-    /// owner's task, so the digest has one writer).
-    pub(crate) flushes: AtomicUsize,
-    pub(crate) flush_digest: AtomicUsize,
-    pub(crate) flush_slots: [[AtomicUsize; FLUSH_WORDS]; MAX_FLUSHES],
+    /// The flushes (only [`rec_flush`] adds to them).
+    pub(crate) flushes: Log<FLUSH_WORDS, MAX_FLUSHES>,
 }
 
 impl Recorder {
@@ -266,47 +307,19 @@ impl Recorder {
         }
         let base = self.base.load(Ordering::Relaxed);
         let (start, end) = (range.start.wrapping_sub(base), range.end.wrapping_sub(base));
-        let i = self.next.fetch_add(1, Ordering::Relaxed);
-        let d = self.digest.load(Ordering::Relaxed) as u64;
-        let d = fnv(
-            if i == 0 { FNV_SEED } else { d },
-            &[kind as u64, start as u64, end as u64],
-        );
-        self.digest.store(d as usize, Ordering::Relaxed);
-        if let Some(slot) = self.slots.get(i) {
-            slot[0].store(kind, Ordering::Relaxed);
-            slot[1].store(start, Ordering::Relaxed);
-            slot[2].store(end, Ordering::Relaxed);
-        }
+        self.invals.push([kind as u64, start as u64, end as u64]);
     }
 
     fn push_flush(&self, start: usize, end: usize) {
         let base = self.base.load(Ordering::Relaxed);
-        let flush: Flush = [
+        self.flushes.push([
             start.wrapping_sub(base) as u64,
             end.wrapping_sub(base) as u64,
-        ];
-        let i = self.flushes.fetch_add(1, Ordering::Relaxed);
-        let d = self.flush_digest.load(Ordering::Relaxed) as u64;
-        let d = fnv(if i == 0 { FNV_SEED } else { d }, &flush);
-        self.flush_digest.store(d as usize, Ordering::Relaxed);
-        if let Some(slot) = self.flush_slots.get(i) {
-            for (word, value) in slot.iter().zip(flush) {
-                word.store(value as usize, Ordering::Relaxed);
-            }
-        }
+        ]);
     }
 
     fn push_gather(&self, gather: &Gather) {
-        let i = self.gathers.fetch_add(1, Ordering::Relaxed);
-        let d = self.gather_digest.load(Ordering::Relaxed) as u64;
-        let d = fnv(if i == 0 { FNV_SEED } else { d }, gather);
-        self.gather_digest.store(d as usize, Ordering::Relaxed);
-        if let Some(slot) = self.gather_slots.get(i) {
-            for (word, value) in slot.iter().zip(gather) {
-                word.store(*value as usize, Ordering::Relaxed);
-            }
-        }
+        self.gathers.push(*gather);
     }
 }
 
@@ -395,22 +408,15 @@ impl Recording {
                     ..unsafe { core::mem::zeroed() }
                 }),
                 base: AtomicUsize::new(0),
-                next: AtomicUsize::new(0),
-                digest: AtomicUsize::new(0),
-                slots: [const { [const { AtomicUsize::new(0) }; 3] }; MAX_INVALS],
-                gathers: AtomicUsize::new(0),
-                gather_digest: AtomicUsize::new(0),
-                gather_slots: [const { [const { AtomicUsize::new(0) }; GATHER_WORDS] };
-                    MAX_GATHERS],
+                invals: Log::new(),
+                gathers: Log::new(),
                 flush_mn: Opaque::new(bindings::mmu_notifier {
                     ops: &FLUSH_OPS,
                     // SAFETY: As for `mn`.
                     ..unsafe { core::mem::zeroed() }
                 }),
                 owner: kernel::task::Task::current_raw(),
-                flushes: AtomicUsize::new(0),
-                flush_digest: AtomicUsize::new(0),
-                flush_slots: [const { [const { AtomicUsize::new(0) }; FLUSH_WORDS] }; MAX_FLUSHES],
+                flushes: Log::new(),
             },
             GFP_KERNEL,
         )?;
@@ -470,39 +476,14 @@ impl Recording {
             bindings::mmu_notifier_unregister(self.rec.flush_mn.get(), self.mm);
             bindings::mmu_notifier_unregister(self.rec.mn.get(), self.mm);
         }
-        let total = self.rec.flushes.load(Ordering::Relaxed);
-        run.flush_total = total;
-        run.flush_digest = self.rec.flush_digest.load(Ordering::Relaxed) as u64;
-        let mut flushes = KVec::with_capacity(total.min(MAX_FLUSHES), GFP_KERNEL)?;
-        for slot in &self.rec.flush_slots[..total.min(MAX_FLUSHES)] {
-            let flush: Flush = [
-                slot[0].load(Ordering::Relaxed) as u64,
-                slot[1].load(Ordering::Relaxed) as u64,
-            ];
-            flushes.push(flush, GFP_KERNEL)?;
-        }
-        run.flushes = flushes;
-        let total = self.rec.gathers.load(Ordering::Relaxed);
-        run.gather_total = total;
-        run.gather_digest = self.rec.gather_digest.load(Ordering::Relaxed) as u64;
-        let mut gathers = KVec::with_capacity(total.min(MAX_GATHERS), GFP_KERNEL)?;
-        for slot in &self.rec.gather_slots[..total.min(MAX_GATHERS)] {
-            let mut gather: Gather = [0; GATHER_WORDS];
-            for (value, word) in gather.iter_mut().zip(slot) {
-                *value = word.load(Ordering::Relaxed) as u64;
-            }
-            gathers.push(gather, GFP_KERNEL)?;
-        }
-        run.gathers = gathers;
-        let total = self.rec.next.load(Ordering::Relaxed);
-        run.inval_total = total;
-        run.inval_digest = self.rec.digest.load(Ordering::Relaxed) as u64;
-        let n = total.min(MAX_INVALS);
-        let mut out = KVec::with_capacity(n, GFP_KERNEL)?;
-        for slot in &self.rec.slots[..n] {
-            let start = slot[1].load(Ordering::Relaxed);
-            let end = slot[2].load(Ordering::Relaxed);
-            let inval = if slot[0].load(Ordering::Relaxed) == 0 {
+        (run.flush_total, run.flush_digest, run.flushes) = self.rec.flushes.read()?;
+        (run.gather_total, run.gather_digest, run.gathers) = self.rec.gathers.read()?;
+        let invals;
+        (run.inval_total, run.inval_digest, invals) = self.rec.invals.read()?;
+        let mut out = KVec::with_capacity(invals.len(), GFP_KERNEL)?;
+        for [kind, start, end] in invals {
+            let (start, end) = (start as usize, end as usize);
+            let inval = if kind == 0 {
                 Inval::Start { start, end }
             } else {
                 Inval::End { start, end }
