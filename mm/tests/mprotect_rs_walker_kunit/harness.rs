@@ -963,6 +963,30 @@ fn first_difference<T: PartialEq>(a: &[T], b: &[T]) -> usize {
         .unwrap_or(a.len().min(b.len()))
 }
 
+/// Fails, saying where, unless the two walkers' runs logged the same of one kind ([`Log`]):
+/// the count, the digest and the entries kept (both `None` past those, where only the count
+/// and the digest can differ).
+fn same_log<const W: usize>(
+    what: &str,
+    c: (usize, u64, &[[u64; W]]),
+    rust: (usize, u64, &[[u64; W]]),
+) -> Result {
+    if c == rust {
+        return Ok(());
+    }
+    let (c_total, c_digest, c) = c;
+    let (rust_total, rust_digest, rust) = rust;
+    let i = first_difference(c, rust);
+    pr_err!(
+        "{what} differ at {i} of {c_total}/{rust_total} (the first {} kept): C {:#x?}, \
+         Rust {:#x?} (digests {c_digest:#x}, {rust_digest:#x})\n",
+        c.len().max(rust.len()),
+        c.get(i),
+        rust.get(i)
+    );
+    Err(EINVAL)
+}
+
 /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
 /// runs recorded the same entries, counts, invalidations, TLB gathers and flushes, flags and
 /// page verdicts. Returns the Rust walker's run.
@@ -1024,41 +1048,16 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
         );
         return Err(EINVAL);
     }
-    if c.gather_total != rust.gather_total
-        || c.gather_digest != rust.gather_digest
-        || c.gathers[..] != rust.gathers[..]
-    {
-        let i = first_difference(&c.gathers, &rust.gathers);
-        pr_err!(
-            "TLB gathers differ at walk {i} of {}/{} (range, flags, page size): C {:#x?}, \
-             Rust {:#x?} (digests {:#x}, {:#x})\n",
-            c.gather_total,
-            rust.gather_total,
-            c.gathers.get(i),
-            rust.gathers.get(i),
-            c.gather_digest,
-            rust.gather_digest
-        );
-        return Err(EINVAL);
-    }
-    if c.flush_total != rust.flush_total
-        || c.flush_digest != rust.flush_digest
-        || c.flushes[..] != rust.flushes[..]
-    {
-        // Beyond the flushes kept, only the totals and digests say so (both `None`).
-        let i = first_difference(&c.flushes, &rust.flushes);
-        pr_err!(
-            "TLB flushes differ at flush {i} of {}/{} (the first {MAX_FLUSHES} kept): C {:#x?}, \
-             Rust {:#x?} (digests {:#x}, {:#x})\n",
-            c.flush_total,
-            rust.flush_total,
-            c.flushes.get(i),
-            rust.flushes.get(i),
-            c.flush_digest,
-            rust.flush_digest
-        );
-        return Err(EINVAL);
-    }
+    same_log(
+        "TLB gathers (one per walk: range, flags, page size)",
+        (c.gather_total, c.gather_digest, &c.gathers),
+        (rust.gather_total, rust.gather_digest, &rust.gathers),
+    )?;
+    same_log(
+        "TLB flushes (range)",
+        (c.flush_total, c.flush_digest, &c.flushes),
+        (rust.flush_total, rust.flush_digest, &rust.flushes),
+    )?;
     if c.trace.len() != rust.trace.len() {
         pr_err!(
             "steps differ: C {}, Rust {}\n",
