@@ -72,13 +72,18 @@ mod shared {
         let Some(ptep) = ptes.as_ptr(first.idx(), max_nr) else {
             return PteBatch::single(first, page);
         };
-        // SAFETY: `ptep..ptep + max_nr` are PTEs of a locked table (bounds checked by
-        // `as_ptr()`), `first` is the value of the first and maps a page of `folio`.
+        // A copy of the first PTE, passed by address as `folio_pte_batch_flags()` takes it (by
+        // value, it would live on the wrapper's stack, which then needs a stack-protector check).
+        // Without `FPB_MERGE_*` flags it is only read.
+        let mut ptent = first.pte().into_raw();
+        // SAFETY: `ptep..ptep + max_nr` are PTEs of a locked table, `max_nr >= 1` (bounds
+        // checked by `as_ptr()`); `ptent`, valid for the call, is a copy of the value of the
+        // first, not the entry itself, and the first maps a page of `folio`, a large folio.
         let nr = unsafe {
             bindings::mprotect_rs_folio_pte_batch(
                 folio.as_ptr(),
                 ptep.as_ptr(),
-                first.pte().into_raw(),
+                &mut ptent,
                 max_nr as c_uint,
                 respect,
             )
@@ -95,29 +100,40 @@ mod shared {
         unsafe { bindings::mprotect_rs_vma_is_single_threaded_private(vma.as_ptr()) }
     }
 
-    /// `folio_can_map_prot_numa()`.
+    /// `folio_can_map_prot_numa()`, called directly; `false` without `CONFIG_NUMA_BALANCING`,
+    /// as the inline stub of `mm/internal.h` returns.
     #[inline]
     pub(super) fn folio_can_map_prot_numa(
         folio: Option<MappedFolio<'_>>,
         vma: &VmaRef,
         is_private_single_threaded: bool,
     ) -> bool {
-        let folio = folio.map_or(core::ptr::null_mut(), |f| f.as_ptr());
-        // SAFETY: `folio` is NULL or mapped in the locked table; `vma` is valid.
-        unsafe {
-            bindings::mprotect_rs_folio_can_map_prot_numa(
-                folio,
-                vma.as_ptr(),
-                is_private_single_threaded,
-            )
+        #[cfg(CONFIG_NUMA_BALANCING)]
+        {
+            let folio = folio.map_or(core::ptr::null_mut(), |f| f.as_ptr());
+            // SAFETY: `folio` is NULL or mapped in the locked table; `vma` is valid.
+            unsafe {
+                bindings::folio_can_map_prot_numa(folio, vma.as_ptr(), is_private_single_threaded)
+            }
+        }
+        #[cfg(not(CONFIG_NUMA_BALANCING))]
+        {
+            let _ = (folio, vma, is_private_single_threaded);
+            false
         }
     }
 
-    /// `flush_tlb_batched_pending()`.
+    /// `flush_tlb_batched_pending()`, called directly; nothing without
+    /// `CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH`, as the inline stub of `mm/internal.h` does.
     #[inline]
     pub(super) fn flush_tlb_batched_pending(vma: &VmaRef) {
+        #[cfg(CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH)]
         // SAFETY: The mm of `vma` is live while its lock is held.
-        unsafe { bindings::mprotect_rs_flush_tlb_batched_pending(vma.mm().as_raw()) }
+        unsafe {
+            bindings::flush_tlb_batched_pending(vma.mm().as_raw())
+        };
+        #[cfg(not(CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH))]
+        let _ = vma;
     }
 
     /// `vma_soft_dirty_enabled()`.
@@ -524,15 +540,18 @@ impl<'a> Walk<'a> {
         if set_write {
             ptent = ptent.mkwrite(self.vma());
         }
-        // SAFETY: `batch` was started by `change_present_ptes()` and this part of it is
-        // committed once; `oldpte` is the start's value advanced by `off`; `ptent` differs from
-        // it in protection and software bits only, and is writable only as the rules above
-        // allow (see the callers); the flush is recorded just below, and the notifier range was
-        // started in the PUD loop.
+        // SAFETY: `batch` was started by `change_present_ptes()`, and this part of it, of at
+        // least one PTE and within it (the whole batch, or a run of
+        // `PteBatch::anon_exclusive_run()` from within it), is committed once; `oldpte` is the
+        // start's value advanced by `off`; `ptent` differs from it in protection and software
+        // bits only, and is writable only as the rules above allow (see the callers); the flush
+        // is recorded just below, and the notifier range was started in the PUD loop.
         unsafe { ptes.modify_prot_commit(batch, off, nr, oldpte, ptent) };
         if Pte::needs_flush(oldpte, ptent) {
-            let idx = batch.idx() + off;
-            self.change.flush_pte_range(ptes.addr(idx), nr * PAGE_SIZE);
+            let addr = ptes.addr(batch.idx() + off);
+            // No overflow check needed: at most a table's worth of pages.
+            let size = nr.wrapping_mul(PAGE_SIZE);
+            self.change.flush_pte_range(addr, size);
         }
     }
 
@@ -558,7 +577,7 @@ impl<'a> Walk<'a> {
             self.prot_commit_flush_ptes(ptes, batch, 0, nr, oldpte, ptent, false);
             return;
         }
-        self.commit_anon_folio_batch(ptes, batch, nr, oldpte, ptent);
+        self.commit_anon_folio_batch(ptes, batch, oldpte, ptent);
     }
 
     /// `commit_anon_folio_batch()`: a batch of PTEs mapping consecutive pages of one anonymous
@@ -568,20 +587,24 @@ impl<'a> Walk<'a> {
         &mut self,
         ptes: &PteTable<'_>,
         batch: &PteBatch<'_>,
-        nr: usize,
         oldpte: Pte,
         ptent: Pte,
     ) {
-        let mut off = 0;
-        while off < nr {
+        // Tested at the end, which is the C loop (tested first) because a batch has at least one
+        // PTE; every run from within the batch is of at least one PTE and ends within it. With
+        // one exit, what the loop body reads the same each time can move out of it (on arm64,
+        // `pte_advance_pfn()`'s PFN masks, from `TCR_EL1`).
+        let mut off: usize = 0;
+        loop {
             // `page_anon_exclusive_batch()`: the run of pages from `off` that are, or are not,
             // exclusive (`PageAnonExclusive()`).
             let (exclusive, len) = batch.anon_exclusive_run(off);
-            if len == 0 {
+            self.prot_commit_flush_ptes(ptes, batch, off, len, oldpte, ptent, exclusive);
+            // Cannot overflow: the run ends within the batch.
+            off = off.wrapping_add(len);
+            if off >= batch.len() {
                 break;
             }
-            self.prot_commit_flush_ptes(ptes, batch, off, len, oldpte, ptent, exclusive);
-            off += len;
         }
     }
 

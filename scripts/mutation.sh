@@ -68,7 +68,7 @@ mutations=(
 "pgtable: pgd_range() accepts a range beyond the VMA|sub(s, '''if addr >= end || addr < vma.start() || end > vma.end() {''', '''if addr >= end || addr < vma.start() {''')"
 "pgtable: slots are Copy again|sub(s, '''        pub struct \$slot<'a> {''', '''        #[derive(Clone, Copy)]
         pub struct \$slot<'a> {''')"
-"pgtable: a run of PageAnonExclusive() pages one page too long|sub(s, '''        (expected, idx - off)''', '''        (expected, (idx + 1).min(self.nr) - off)''')"
+"pgtable: a run of PageAnonExclusive() pages one page too long|sub(s, '''        (expected, idx.wrapping_sub(off))''', '''        (expected, (idx + 1).min(self.nr).wrapping_sub(off))''')"
 "-EAGAIN retry skips the populate step (the divergence of issue 13)|sub(s, '''if !self.populate() && entry.none() {''', '''if entry.none() {''')"
 "-EAGAIN retried only where the PMD is to be populated|sub(s, '''                    if !self.populate() && entry.none() {
                         break;

@@ -24,15 +24,30 @@ long rust_change_protection_range(struct mmu_gather *tlb,
 				  unsigned long addr, unsigned long end,
 				  pgprot_t newprot, unsigned long cp_flags);
 
-/* mm/mprotect.c: mm-internal helpers, for the Rust walker only. */
+/*
+ * mm/internal.h: the functions of it that the Rust walker calls directly,
+ * declared again under the same conditions for the Rust bindings.
+ * mm/mprotect.c includes both headers, so the compiler checks that the
+ * declarations agree.  Where mm/internal.h has an inline stub instead, the
+ * walker does what the stub does: nothing (flush_tlb_batched_pending()),
+ * or false (folio_can_map_prot_numa()).
+ */
+#ifdef CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH
+void flush_tlb_batched_pending(struct mm_struct *mm);
+#endif
+#ifdef CONFIG_NUMA_BALANCING
+bool folio_can_map_prot_numa(struct folio *folio, struct vm_area_struct *vma,
+		bool is_private_single_threaded);
+#endif
+
+/*
+ * mm/mprotect.c: wrappers of static inline helpers of mm/internal.h, for
+ * the Rust walker only.
+ */
 unsigned int mprotect_rs_folio_pte_batch(struct folio *folio, pte_t *ptep,
-					 pte_t pte, unsigned int max_nr,
+					 pte_t *ptentp, unsigned int max_nr,
 					 bool respect);
 bool mprotect_rs_vma_is_single_threaded_private(struct vm_area_struct *vma);
-bool mprotect_rs_folio_can_map_prot_numa(struct folio *folio,
-					 struct vm_area_struct *vma,
-					 bool is_private_single_threaded);
-void mprotect_rs_flush_tlb_batched_pending(struct mm_struct *mm);
 bool mprotect_rs_vma_soft_dirty_enabled(struct vm_area_struct *vma);
 void mprotect_rs_count_numa_huge_pte_updates(unsigned long nr);
 #endif /* CONFIG_MPROTECT_RS */

@@ -1519,7 +1519,8 @@ impl<'t> PteBatch<'t> {
             }
             idx += 1;
         }
-        (expected, idx - off)
+        // Cannot overflow: `idx > off`.
+        (expected, idx.wrapping_sub(off))
     }
 }
 
