@@ -37,7 +37,7 @@ void flush_tlb_batched_pending(struct mm_struct *mm);
 #endif
 #ifdef CONFIG_NUMA_BALANCING
 bool folio_can_map_prot_numa(struct folio *folio, struct vm_area_struct *vma,
-		bool is_private_single_threaded);
+			     bool is_private_single_threaded);
 #endif
 
 /*
