@@ -136,13 +136,6 @@ mod shared {
         let _ = vma;
     }
 
-    /// `vma_soft_dirty_enabled()`.
-    #[inline]
-    pub(super) fn vma_soft_dirty_enabled(vma: &VmaRef) -> bool {
-        // SAFETY: `vma` is valid while its lock is held.
-        unsafe { bindings::mprotect_rs_vma_soft_dirty_enabled(vma.as_ptr()) }
-    }
-
     /// `count_vm_numa_events(NUMA_HUGE_PTE_UPDATES, nr)`.
     #[inline]
     pub(super) fn count_numa_huge_pte_updates(nr: usize) {
@@ -158,9 +151,9 @@ struct Walk<'a> {
     /// `vma_soft_dirty_enabled()`: the VMA's flags do not change under its lock, so this is
     /// read once rather than per entry. Use [`Walk::soft_dirty`].
     ///
-    /// Asked per call, even of calls that reach no PTE: asked per PTE table instead and passed
-    /// down to the PTE loop, it took a register there, and the flags went to the stack (2.4
-    /// instructions more per PTE on 4K pages, against 6 saved per call).
+    /// Asked per call, even of calls that reach no PTE, as a test of the VMA flags: read from
+    /// the VMA where the C walker asks (per PTE made writable), it cost 2 instructions more per
+    /// PTE on 4K pages; asked per PTE table, 2.4.
     soft_dirty: bool,
 }
 
@@ -264,32 +257,34 @@ impl<'a> Walk<'a> {
                     pages = ret;
                     break 'puds;
                 }
-                let pmds = match pud.entry() {
+                // The range starts in both arms: started once after the match, the table's
+                // PMD range went through an `Option`, LLVM lost that its VMA is the walk's, and
+                // `PmdSlot::change_huge()` checked it at every huge PMD.
+                match pud.entry() {
                     PudEntry::None => break,
-                    PudEntry::Leaf(_) => None,
-                    PudEntry::Table(pmds) => Some(pmds),
-                };
-                range.as_mut().start(pud.addr(), end);
-                let Some(pmds) = pmds else {
-                    if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {
-                        pud.split_huge();
-                        continue;
-                    }
-                    let Ok(ret) = pud.change_huge(&mut self.change) else {
-                        // Not reached: the slot and the change are of the same VMA.
+                    PudEntry::Table(pmds) => {
+                        range.as_mut().start(pud.addr(), end);
+                        pages = pages.wrapping_add(self.change_pmd_range(pmds));
                         break;
-                    };
-                    if ret == 0 {
-                        continue;
                     }
-                    let ret = ret as c_long;
-                    // The huge PUD was handled.
-                    if ret == HPAGE_PUD_NR {
-                        pages = pages.wrapping_add(HPAGE_PUD_NR);
-                    }
+                    PudEntry::Leaf(_) => range.as_mut().start(pud.addr(), end),
+                }
+                if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {
+                    pud.split_huge();
+                    continue;
+                }
+                let Ok(ret) = pud.change_huge(&mut self.change) else {
+                    // Not reached: the slot and the change are of the same VMA.
                     break;
                 };
-                pages = pages.wrapping_add(self.change_pmd_range(pmds));
+                if ret == 0 {
+                    continue;
+                }
+                let ret = ret as c_long;
+                // The huge PUD was handled.
+                if ret == HPAGE_PUD_NR {
+                    pages = pages.wrapping_add(HPAGE_PUD_NR);
+                }
                 break;
             }
         }
@@ -759,7 +754,7 @@ pub unsafe extern "C" fn rust_change_protection_range(
 
     let mut walk = Walk {
         change,
-        soft_dirty: cfg!(CONFIG_MEM_SOFT_DIRTY) && shared::vma_soft_dirty_enabled(vma),
+        soft_dirty: cfg!(CONFIG_MEM_SOFT_DIRTY) && vma::soft_dirty_enabled(vma),
     };
     // SAFETY: The caller passes a range within the VMA, see above.
     unsafe { walk.change_protection_range(addr, end) }

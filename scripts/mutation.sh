@@ -35,7 +35,7 @@ trap 'restore; rm -rf "$saved"' EXIT
 # starting with "pgtable:" rust/kernel/mm/pgtable.rs (caught by its doctests
 # or its compile-fail proofs).
 mutations=(
-"notifier started per PMD instead of per PUD|sub(sub(s, '''                range.as_mut().start(''', '''                let _ = (&mut range,'''), '''
+"notifier started per PMD instead of per PUD|sub(sub(s, '''                        range.as_mut().start(''', '''                        let _ = (&mut range,'''), '''
                 if entry.is_huge() {''', '''
                 let event = InvalidateEvent::ProtectionVma;
                 pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma(), event));
@@ -83,11 +83,11 @@ mutations=(
 "huge PMD that change_huge_pmd() did not handle does not fall through|sub(s, '''                        if ret != 0 {
                             // The huge PMD was handled.''', '''                        if ret >= 0 {
                             // The huge PMD was handled.''')"
-"PUD leaf gone at change_huge_pud() not walked again|sub(s, '''                    if ret == 0 {
-                        continue;
-                    }''', '''                    if ret == 0 {
-                        break;
-                    }''')"
+"PUD leaf gone at change_huge_pud() not walked again|sub(s, '''                if ret == 0 {
+                    continue;
+                }''', '''                if ret == 0 {
+                    break;
+                }''')"
 "PFN of a write-upgraded sub-batch off by one page|sub(s, '''let mut ptent = ptent.advance_pfn(off);''', '''let mut ptent = ptent.advance_pfn(off + usize::from(off > 0));''')"
 "TLB flush (tlb_flush_pte_range()) dropped where the write upgrade applies|sub(s, '''if Pte::needs_flush(oldpte, ptent) {''', '''if Pte::needs_flush(oldpte, ptent) && !set_write {''')"
 "arm64: a folio's batch cut at 8 PTEs (a contpte block committed in two halves)|sub(s, '''        let max_nr = ptes.len() - first.idx();

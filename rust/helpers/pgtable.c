@@ -272,6 +272,11 @@ __rust_helper bool rust_helper_pte_soft_dirty(pte_t pte)
 	return pte_soft_dirty(pte);
 }
 
+__rust_helper bool rust_helper_pgtable_supports_soft_dirty(void)
+{
+	return pgtable_supports_soft_dirty();
+}
+
 __rust_helper bool rust_helper_pte_same(pte_t a, pte_t b)
 {
 	return pte_same(a, b);

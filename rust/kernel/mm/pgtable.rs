@@ -1792,9 +1792,9 @@ pub fn cond_resched() {
     unsafe { bindings::cond_resched() };
 }
 
-/// Userfaultfd and anonymity tests on a VMA.
+/// Userfaultfd, soft-dirty and anonymity tests on a VMA.
 pub mod vma {
-    use super::{bindings, Pte, VmaRef};
+    use super::{bindings, flags, Pte, VmaRef};
 
     /// `userfaultfd_rwp()`: the VMA is registered for read-write protection.
     #[inline]
@@ -1822,6 +1822,18 @@ pub mod vma {
     pub fn is_anonymous(vma: &VmaRef) -> bool {
         // SAFETY: As above.
         unsafe { bindings::vma_is_anonymous(vma.as_ptr()) }
+    }
+
+    /// `vma_soft_dirty_enabled()` of `mm/internal.h`: soft-dirty tracking is on in this VMA,
+    /// so an entry that is not soft-dirty needs a write fault.
+    ///
+    /// The same two tests, in the same order: `VM_SOFTDIRTY` is 0 where soft-dirty is not
+    /// built in, so the page tables' support is asked first.
+    #[inline]
+    pub fn soft_dirty_enabled(vma: &VmaRef) -> bool {
+        // SAFETY: Only reads the configuration and, where the architecture says, CPU features.
+        let supported = unsafe { bindings::pgtable_supports_soft_dirty() };
+        supported && vma.flags() & flags::SOFTDIRTY == 0
     }
 }
 
