@@ -1794,7 +1794,7 @@ pub fn cond_resched() {
 
 /// Userfaultfd, soft-dirty and anonymity tests on a VMA.
 pub mod vma {
-    use super::{bindings, flags, Pte, VmaRef};
+    use super::{bindings, Pte, VmaRef};
 
     /// `userfaultfd_rwp()`: the VMA is registered for read-write protection.
     #[inline]
@@ -1828,12 +1828,23 @@ pub mod vma {
     /// so an entry that is not soft-dirty needs a write fault.
     ///
     /// The same two tests, in the same order: `VM_SOFTDIRTY` is 0 where soft-dirty is not
-    /// built in, so the page tables' support is asked first.
+    /// built in, so the page tables' support is asked first, and without
+    /// `CONFIG_MEM_SOFT_DIRTY` (which `pgtable_supports_soft_dirty()` requires) the answer is
+    /// `false`.
     #[inline]
     pub fn soft_dirty_enabled(vma: &VmaRef) -> bool {
-        // SAFETY: Only reads the configuration and, where the architecture says, CPU features.
-        let supported = unsafe { bindings::pgtable_supports_soft_dirty() };
-        supported && vma.flags() & flags::SOFTDIRTY == 0
+        #[cfg(CONFIG_MEM_SOFT_DIRTY)]
+        {
+            // SAFETY: Only reads the configuration and, where the architecture says, CPU
+            // features.
+            let supported = unsafe { bindings::pgtable_supports_soft_dirty() };
+            supported && vma.flags() & super::flags::SOFTDIRTY == 0
+        }
+        #[cfg(not(CONFIG_MEM_SOFT_DIRTY))]
+        {
+            let _ = vma;
+            false
+        }
     }
 }
 
