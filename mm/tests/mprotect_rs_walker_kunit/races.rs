@@ -166,10 +166,17 @@ impl Plan {
         for race in self.races.iter() {
             if race.point == point && race.nth == nth && race.after == after {
                 self.counts[RACED].fetch_add(1, Ordering::Relaxed);
-                // SAFETY: Called in the walker's task, which holds the mmap lock of the
-                // current mm and no page-table lock where these stubs run.
-                let ret = unstubbed(|| unsafe {
-                    bindings::mprotect_race_for_kunit(race.addr, race.len, race.action)
+                // The race's own flushes are not the walker's, and not the same from run to
+                // run (a zap of dirty shmem pages flushes as often as it meets
+                // `need_resched()`): they are left out of the recording.
+                let ret = not_walking(|| {
+                    unstubbed(|| {
+                        // SAFETY: Called in the walker's task, which holds the mmap lock of
+                        // the current mm and no page-table lock where these stubs run.
+                        unsafe {
+                            bindings::mprotect_race_for_kunit(race.addr, race.len, race.action)
+                        }
+                    })
                 });
                 if ret != 0 {
                     self.counts[RACE_FAILED].fetch_add(1, Ordering::Relaxed);
