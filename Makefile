@@ -81,7 +81,7 @@ endif
 # The mm selftests step of run and debug, on x86_64 only.
 MPRS_SELFTESTS := $(if $(MPRS_ARM64),,$(S)/selftests.sh)
 
-.PHONY: all run kunit debug selftests selftests-survey guest-repeat test setup prepare guest series checkpatch rustfmtcheck regress configs \
+.PHONY: all run kunit debug selftests selftests-survey guest-repeat kunit-repeat test setup prepare guest series checkpatch rustfmtcheck regress configs \
 	compile-fail rustdoc \
 	bisect-check mutation bench profile trace stress clean
 
@@ -129,6 +129,12 @@ selftests-survey: setup
 # after `make run` or `make debug`; results/guest-repeat-KERNEL.md.
 guest-repeat:
 	@$(S)/guest-repeat.sh
+
+# The KUnit suites of `make kunit` RUNS times in a row (20), each in a boot of
+# its own, on MPRS_KERNEL's kernel (test or debug), after `make run` or
+# `make debug` (ARCH=arm64 too); results/[arm64/]kunit-repeat-KERNEL.md.
+kunit-repeat:
+	@$(S)/kunit-repeat.sh
 
 series: prepare
 	@$(S)/series.sh

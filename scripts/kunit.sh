@@ -6,6 +6,9 @@
 #
 # MPRS_KERNEL=test (default) or debug picks the kernel, ARCH=x86_64
 # (default) or arm64 the architecture (scripts/lib.sh).
+# KUNIT_BOOT_ONLY=1 (scripts/kunit-repeat.sh) boots the kernel built before
+# and runs the KUnit suites, with the same checks, and nothing else: no
+# configuration, no build, no doctests.
 # Output goes to out/ (out/debug/ for the debug kernel, out/arm64/ for
 # arm64): config.log,
 # build.log, kunit.log (kunit.py's parsed summary), console.log (the raw
@@ -34,51 +37,56 @@ die() { echo "kunit: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
 
 mkdir -p "$out" "$build"
+boot_only=${KUNIT_BOOT_ONLY:-}
+[ -z "$boot_only" ] || [ -f "$build/$(mprs_image)" ] ||
+	die "no kernel at $build/$(mprs_image) to boot (KUNIT_BOOT_ONLY): build it first"
 kunit_py=("python3" "$tree/tools/testing/kunit/kunit.py")
 common=(--arch="$arch" --build_dir="$build" --qemu_config="$qemu_config"
 	--make_options "LLVM=$MPRS_LLVM")
 for k in "${kunitconfigs[@]}"; do common+=(--kunitconfig="$k"); done
 
-step "configure the $kernel kernel for $arch ($build)"
-"${kunit_py[@]}" config "${common[@]}" >"$out/config.log" 2>&1 || {
-	cat "$out/config.log"; die "kernel configuration failed (see above)"; }
-# A dependency can silently drop an option in olddefconfig: check, and log
-# at the top of the build log, that every option of the fragments holds in
-# the .config that is built.
-for k in "${kunitconfigs[@]}"; do
-	while IFS= read -r want; do
-		opt=${want#\# }
-		opt=${opt%%[= ]*}
-		have=$(grep -E "^$opt=|^# $opt is not set" "$build/.config" || echo "$opt absent")
-		if [ "$have" = "$want" ]; then
-			echo "config: $(basename "$k"): $want: holds"
-		else
-			echo "config: $(basename "$k"): $want: DOES NOT HOLD ($have)"
-		fi
-	done < <(grep -E '^CONFIG_|^# CONFIG_.* is not set' "$k")
-done >"$out/build.log"
-# On the terminal: what does not hold, and a count per fragment.
-{ grep -v ": holds\$" "$out/build.log" || true; } | sed "s/^/    /"
-for k in "${kunitconfigs[@]}"; do
-	echo "    $(grep -c "^config: $(basename "$k"): .*: holds\$" "$out/build.log") options of" \
-		"$(basename "$k") hold (${out#$root/}/build.log)"
-done
-! grep -q "DOES NOT HOLD" "$out/build.log" ||
-	die "options of the configuration do not hold after olddefconfig (see above)"
+if [ -z "$boot_only" ]; then
+	step "configure the $kernel kernel for $arch ($build)"
+	"${kunit_py[@]}" config "${common[@]}" >"$out/config.log" 2>&1 || {
+		cat "$out/config.log"; die "kernel configuration failed (see above)"; }
+	# A dependency can silently drop an option in olddefconfig: check, and log
+	# at the top of the build log, that every option of the fragments holds in
+	# the .config that is built.
+	for k in "${kunitconfigs[@]}"; do
+		while IFS= read -r want; do
+			opt=${want#\# }
+			opt=${opt%%[= ]*}
+			have=$(grep -E "^$opt=|^# $opt is not set" "$build/.config" || echo "$opt absent")
+			if [ "$have" = "$want" ]; then
+				echo "config: $(basename "$k"): $want: holds"
+			else
+				echo "config: $(basename "$k"): $want: DOES NOT HOLD ($have)"
+			fi
+		done < <(grep -E '^CONFIG_|^# CONFIG_.* is not set' "$k")
+	done >"$out/build.log"
+	# On the terminal: what does not hold, and a count per fragment.
+	{ grep -v ": holds\$" "$out/build.log" || true; } | sed "s/^/    /"
+	for k in "${kunitconfigs[@]}"; do
+		echo "    $(grep -c "^config: $(basename "$k"): .*: holds\$" "$out/build.log") options of" \
+			"$(basename "$k") hold (${out#$root/}/build.log)"
+	done
+	! grep -q "DOES NOT HOLD" "$out/build.log" ||
+		die "options of the configuration do not hold after olddefconfig (see above)"
 
-step "build (make LLVM=$MPRS_LLVM CLIPPY=1 -j$jobs, log in ${out#$root/}/build.log)"
-t0=$(date +%s)
-if ! make -C "$tree" O="$build" ARCH="$arch" LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
-	>>"$out/build.log" 2>&1; then
-	grep -E "error|Error" "$out/build.log" | head -n 40
-	tail -n 20 "$out/build.log"
-	die "kernel build failed (full log: ${out#$root/}/build.log)"
-fi
-echo "    built in $(( $(date +%s) - t0 ))s"
-# The build must be free of compiler and rustc warnings.
-if grep -nE '(^|[: ])warning(\[[A-Za-z0-9_-]+\])?: ' "$out/build.log" >"$out/warnings.log"; then
-	cat "$out/warnings.log"
-	die "the build printed $(wc -l <"$out/warnings.log") warning line(s) (${out#$root/}/build.log)"
+	step "build (make LLVM=$MPRS_LLVM CLIPPY=1 -j$jobs, log in ${out#$root/}/build.log)"
+	t0=$(date +%s)
+	if ! make -C "$tree" O="$build" ARCH="$arch" LLVM="$MPRS_LLVM" CLIPPY=1 -j"$jobs" all \
+		>>"$out/build.log" 2>&1; then
+		grep -E "error|Error" "$out/build.log" | head -n 40
+		tail -n 20 "$out/build.log"
+		die "kernel build failed (full log: ${out#$root/}/build.log)"
+	fi
+	echo "    built in $(( $(date +%s) - t0 ))s"
+	# The build must be free of compiler and rustc warnings.
+	if grep -nE '(^|[: ])warning(\[[A-Za-z0-9_-]+\])?: ' "$out/build.log" >"$out/warnings.log"; then
+		cat "$out/warnings.log"
+		die "the build printed $(wc -l <"$out/warnings.log") warning line(s) (${out#$root/}/build.log)"
+	fi
 fi
 
 # The command line of scripts/lib.sh (mTHP sizes, hugetlb pages).
@@ -133,6 +141,7 @@ boot() {
 step "boot the $kernel kernel under QEMU ($accel) and run KUnit"
 boot kunit console.log expected-suites.txt "$suites" "$@" ||
 	die "KUnit run on the $kernel kernel failed (${out#$root/}/kunit.log, console.log)"
+[ -z "$boot_only" ] || exit 0
 
 # The examples of kernel::mm::pgtable (its `# Examples`, compiled as KUnit
 # cases of the kernel crate's doctest suite) in a boot of their own: a filter
