@@ -10,7 +10,8 @@
 #                 walker (the fast kernel, for iterating)
 #   make kunit    the first step of make run alone: build the test kernel
 #                 and run its KUnit suites
-#   ARCH=arm64    with run, kunit, guest, debug, test, bench and mutation:
+#   ARCH=arm64    with run, kunit, guest, debug, test, bench, mutation and
+#                 kunit-repeat:
 #                 the arm64 kernels, cross-built with the same LLVM, under
 #                 qemu-system-aarch64 (make test ARCH=arm64: make run and
 #                 make debug there, without the mm selftests; see README)
@@ -24,6 +25,9 @@
 #                 (results/selftests-survey.md; not part of make test)
 #   make guest-repeat  the guest RUNS=20 times in a row (MPRS_KERNEL=debug
 #                 for the debug kernel; not part of make test)
+#   make kunit-repeat  the KUnit boot of make kunit RUNS=20 times in a row
+#                 (MPRS_KERNEL=debug for the debug kernel; not part of make
+#                 test)
 #   make test     the full gate: `make run`, `make debug`, the configuration
 #                 that once broke the build (tests/configs/regress.config),
 #                 the compile-fail proofs of kernel::mm::pgtable, `make
@@ -74,8 +78,8 @@ S := scripts
 # rustfmt) does not depend on the architecture and runs in `make test`.
 MPRS_ARM64 := $(filter-out x86_64 x86,$(or $(ARCH),x86_64))
 ifneq ($(MPRS_ARM64),)
-ifneq ($(filter-out run kunit guest debug test mutation bench setup prepare clean,$(or $(MAKECMDGOALS),all)),)
-$(error ARCH=$(ARCH): only `make run`, `kunit`, `guest`, `debug`, `test`, `bench` and `mutation` run on $(ARCH))
+ifneq ($(filter-out run kunit guest debug test mutation bench kunit-repeat setup prepare clean,$(or $(MAKECMDGOALS),all)),)
+$(error ARCH=$(ARCH): only `make run`, `kunit`, `guest`, `debug`, `test`, `bench`, `mutation` and `kunit-repeat` run on $(ARCH))
 endif
 endif
 # The mm selftests step of run and debug, on x86_64 only.

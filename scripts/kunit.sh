@@ -36,10 +36,13 @@ if [ "$kernel" = debug ]; then timeout_s=${KUNIT_TIMEOUT:-1500}; else timeout_s=
 die() { echo "kunit: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
 
+boot_only=
+if [ "${KUNIT_BOOT_ONLY:-0}" = 1 ]; then
+	boot_only=1
+	[ -f "$build/$(mprs_image)" ] ||
+		die "no kernel at $build/$(mprs_image) to boot (KUNIT_BOOT_ONLY=1): build it first"
+fi
 mkdir -p "$out" "$build"
-boot_only=${KUNIT_BOOT_ONLY:-}
-[ -z "$boot_only" ] || [ -f "$build/$(mprs_image)" ] ||
-	die "no kernel at $build/$(mprs_image) to boot (KUNIT_BOOT_ONLY): build it first"
 kunit_py=("python3" "$tree/tools/testing/kunit/kunit.py")
 common=(--arch="$arch" --build_dir="$build" --qemu_config="$qemu_config"
 	--make_options "LLVM=$MPRS_LLVM")

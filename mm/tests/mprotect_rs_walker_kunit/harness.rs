@@ -955,8 +955,10 @@ pub(crate) static CHOSEN: AtomicUsize = AtomicUsize::new(0);
 /// `test` is the test that added the action; KUnit runs or releases its actions while the
 /// test is alive.
 pub(crate) unsafe extern "C" fn end_of_scenarios(test: *mut c_void) {
-    // A recording that a failed assertion cut short keeps no stub pointing at it.
+    // A recording that a failed assertion cut short keeps no stub pointing at it, and the
+    // next test's flushes are recorded even if this one was cut short in `not_walking()`.
     GATHER_REC.store(ptr::null_mut(), Ordering::Release);
+    NOT_WALKING.store(false, Ordering::Relaxed);
     let running = RUNNING.swap(0, Ordering::Relaxed);
     if let Some(walker) = running.checked_sub(1).and_then(|i| WALKERS.get(i)) {
         let msg = fmt!("    # the scenario stopped under the {walker:?} walker\n");

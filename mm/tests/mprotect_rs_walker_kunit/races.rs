@@ -167,12 +167,14 @@ impl Plan {
             if race.point == point && race.nth == nth && race.after == after {
                 self.counts[RACED].fetch_add(1, Ordering::Relaxed);
                 // The race's own flushes are not the walker's, and not the same from run to
-                // run (a zap of dirty shmem pages flushes as often as it meets
-                // `need_resched()`): they are left out of the recording.
+                // run (a zap that meets `need_resched()` in a PTE table where it zapped a dirty
+                // shared page flushes what it has so far before it goes on): they are left out
+                // of the recording.
                 let ret = not_walking(|| {
                     unstubbed(|| {
-                        // SAFETY: Called in the walker's task, which holds the mmap lock of
-                        // the current mm and no page-table lock where these stubs run.
+                        // SAFETY: Called in the walker's task, in process context, which holds
+                        // the mmap lock of the current mm and, where these stubs run, no
+                        // page-table lock and no RCU read-side section.
                         unsafe {
                             bindings::mprotect_race_for_kunit(race.addr, race.len, race.action)
                         }
