@@ -23,15 +23,16 @@ passed=0
 t0=$(date +%s)
 for i in $(seq "$runs"); do
 	rc=0
+	rm -f "$out/guest.log"
 	"$here/guest.sh" >"$dir/$i.log" 2>&1 || rc=$?
-	cp "$out/guest.log" "$dir/$i.console.log"
+	cp "$out/guest.log" "$dir/$i.console.log" 2>/dev/null || : >"$dir/$i.console.log"
 	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
 		echo "guest-repeat: run $i of $runs: $(grep -E '^[0-9]+ passed' "$dir/$i.log" | tail -n 1)"
 	else
 		echo "guest-repeat: run $i of $runs FAILED (${dir#$root/}/$i.log):"
-		grep -E "FAIL|SPLAT|ERROR|ASSERTION|Expected|stopped under|failed under" "$dir/$i.log" \
-			"$dir/$i.console.log" | head -n 20
+		{ grep -E "FAIL|SPLAT|ERROR|ASSERTION|Expected|stopped under|failed under" "$dir/$i.log" \
+			"$dir/$i.console.log" 2>/dev/null || true; } | head -n 20 || true
 		break
 	fi
 done
