@@ -148,7 +148,9 @@ for name in "${names[@]}"; do
 		merge "$root/tests/mprotect-rs.kunitconfig" "$frag" >"$out/$name.kunitconfig"
 		if KBUILD_OUTPUT_DIR="$dir" MPRS_KUNITCONFIG="$out/$name.kunitconfig" \
 				MPRS_OUT="$out/$name-kunit" "$here/kunit.sh" >>"$log" 2>&1; then
-			kunit=", KUnit: $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)"
+			# kunit.sh's two boots: the KUnit suites, then the doctests.
+			sums=$(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 2)
+			kunit=", KUnit: $(sed -n 1p <<<"$sums"); doctests: $(sed -n 2p <<<"$sums")"
 		else
 			rc=1
 			kunit=", KUnit FAILED"
