@@ -20,12 +20,17 @@ rm -rf "$dir"
 mkdir -p "$dir"
 
 passed=0
+again=0
 t0=$(date +%s)
 for i in $(seq "$runs"); do
 	rc=0
 	rm -f "$out/guest.log"
 	"$here/guest.sh" >"$dir/$i.log" 2>&1 || rc=$?
 	cp "$out/guest.log" "$dir/$i.console.log" 2>/dev/null || : >"$dir/$i.console.log"
+	if [ -f "$out/guest-boot-oops.log" ]; then
+		again=$((again + 1))
+		cp "$out/guest-boot-oops.log" "$dir/$i.boot-oops.log"
+	fi
 	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
 		echo "guest-repeat: run $i of $runs: $(grep -E '^[0-9]+ passed' "$dir/$i.log" | tail -n 1)"
@@ -42,7 +47,8 @@ secs=$(( $(date +%s) - t0 ))
 	echo
 	echo "\`RUNS=$runs MPRS_KERNEL=$kernel scripts/guest-repeat.sh\` at" \
 		"$(git -C "$root" rev-parse --short HEAD), $(date -u +%Y-%m-%d):" \
-		"$passed of $runs runs passed, each the user-space checks under both walkers," \
+		"$passed of $runs runs passed ($again in a second boot, after QEMU's int3 oops)," \
+		"each the user-space checks under both walkers," \
 		"\`mprotect_rs_guest\` and the splat check, in $secs s."
 } >"$root/results/guest-repeat-$kernel.md"
 echo "guest-repeat: $passed of $runs runs passed on the $kernel kernel in ${secs}s"

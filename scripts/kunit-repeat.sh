@@ -31,11 +31,13 @@ rm -rf "$dir"
 mkdir -p "$dir" "$results"
 
 passed=0
+again=0
 failed=
 t0=$(date +%s)
 for i in $(seq "$runs"); do
 	rc=0
 	MPRS_OUT="$dir/$i" KUNIT_BOOT_ONLY=1 "$here/kunit.sh" >"$dir/$i.log" 2>&1 || rc=$?
+	! grep -q "booted again" "$dir/$i.log" || again=$((again + 1))
 	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
 		echo "kunit-repeat: run $i of $runs: $({ grep -E '^[0-9]+ passed' "$dir/$i.log" || true; } | tail -n 1)"
@@ -51,6 +53,7 @@ secs=$(( $(date +%s) - t0 ))
 if [ -n "${RANDOM_SEED:-}" ]; then seeds="seed $RANDOM_SEED each time"; else seeds="a seed of its own"; fi
 if [ -z "$failed" ]; then
 	outcome="$passed of $runs runs passed"
+	[ "$again" = 0 ] || outcome="$outcome ($again of them in a second boot, after QEMU's int3 oops)"
 else
 	outcome="run $failed of $runs FAILED, after $passed passed (it stopped there)"
 fi

@@ -119,6 +119,7 @@ boot() {
 	local name=$1 console=$2 expected=$3 glob=$4 rc t0
 	shift 4
 	local try
+	rm -f "$out/${console%.log}-boot-oops.log"
 	for try in 1 2; do
 		# A run that dies before writing its results must not be judged by old ones.
 		rm -f "$out/$name.json" "$build/test.log"
@@ -135,7 +136,7 @@ boot() {
 		# QEMU's TCG breaking the boot (mprs_tcg_boot_oops in lib.sh): once.
 		[ "$try" = 1 ] && [ "$accel" = tcg ] && mprs_tcg_boot_oops "$out/$console" || break
 		mv "$out/$console" "$out/${console%.log}-boot-oops.log"
-		echo "    the boot oopsed in int3 before any test (QEMU's TCG, see" \
+		echo "    the boot died of QEMU's int3 oops (TCG, see" \
 			"${out#$root/}/${console%.log}-boot-oops.log): booted again"
 	done
 	# The suites of every architecture, those of this one (tests/arch/), and

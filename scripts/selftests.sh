@@ -52,16 +52,20 @@ initramfs=$("$here/initramfs.sh" selftests "$list")
 # need for large page-cache folios, as run_vmtests.sh makes one: 512 MiB,
 # sparse, new on every run; the guest mounts it (tests/guest/selftests.sh).
 xfs="$out/selftests-xfs.img"
-rm -f "$xfs"
-truncate -s 512M "$xfs"
-mkfs.xfs -q "$xfs" || die "mkfs.xfs failed (Debian package xfsprogs: make setup)"
+make_xfs() {
+	rm -f "$xfs"
+	truncate -s 512M "$xfs"
+	mkfs.xfs -q "$xfs" || die "mkfs.xfs failed (Debian package xfsprogs: make setup)"
+}
 
 accel=$("$here/kvm-probe.sh" "$kernel")
 step "boot the $kernel_name kernel under QEMU ($accel) and run the mm selftests ($mode)"
 t0=$(date +%s)
 qrc=0
 # Two vCPUs on each node: migration needs three CPUs or more.
-MPRS_VCPUS_PER_NODE=2 mprs_boot_guest "$accel" "$kernel" "$initramfs" "$timeout_s" \
+# make_xfs before each boot: a second one, after QEMU's int3 oops
+# (mprs_tcg_boot_oops), gets a new file system too.
+MPRS_BEFORE_BOOT=make_xfs MPRS_VCPUS_PER_NODE=2 mprs_boot_guest "$accel" "$kernel" "$initramfs" "$timeout_s" \
 	"$out/$name.log" "$MPRS_SELFTESTS_CMDLINE mprs_selftests=$mode" \
 	-drive "file=$xfs,if=virtio,format=raw" || qrc=$?
 rm -f "$xfs"
