@@ -77,17 +77,12 @@ run() {
 		rc=0
 		timeout -s KILL "$timeout_s" "${cmd[@]}" </dev/null >"$results/bench-$mode.txt" 2>&1 ||
 			rc=$?
-		# QEMU 7.2's multi-threaded TCG can run a stale translation of
-		# code the kernel is patching at boot (text_poke_bp()'s int3):
-		# an "Oops: int3" before the first benchmark, in the emulator,
-		# not the walkers (ClangBuiltLinux/boot-utils#111, fixed in QEMU
-		# 8.1).  Only that, and only once, is booted again; the first
-		# log is kept.
-		[ "$mode" = tcg ] && [ $try = 1 ] &&
-			grep -q '^Oops: int3' "$results/bench-$mode.txt" &&
-			! grep -q '^B ' "$results/bench-$mode.txt" || break
-		mv "$results/bench-$mode.txt" "$results/bench-$mode-boot-oops.txt"
-		echo "    the $mode boot oopsed in int3 before any benchmark (QEMU, see above): booted again"
+		# QEMU 7.2's multi-threaded TCG (the wall-clock boot without KVM;
+		# -icount runs one thread) can die of its int3 oops
+		# (mprs_tcg_boot_oops in lib.sh): booted again, once, the first
+		# log kept.
+		mprs_boot_again "$mode" "$try" "$results/bench-$mode.txt" \
+			"$results/bench-$mode-boot-oops.txt" 2>&1 || break
 	done
 	[ $rc = 0 ] || die "QEMU failed or timed out ($mode): results/bench-$mode.txt"
 	grep -q "^# bench: done" "$results/bench-$mode.txt" ||

@@ -134,10 +134,8 @@ boot() {
 		# kunit.py keeps the raw console in the build directory.
 		cp "$build/test.log" "$out/$console" 2>/dev/null || : >"$out/$console"
 		# QEMU's TCG breaking the boot (mprs_tcg_boot_oops in lib.sh): once.
-		[ "$try" = 1 ] && [ "$accel" = tcg ] && mprs_tcg_boot_oops "$out/$console" || break
-		mv "$out/$console" "$out/${console%.log}-boot-oops.log"
-		echo "    the boot died of QEMU's int3 oops (TCG, see" \
-			"${out#$root/}/${console%.log}-boot-oops.log): booted again"
+		mprs_boot_again "$accel" "$try" "$out/$console" \
+			"$out/${console%.log}-boot-oops.log" 2>&1 || break
 	done
 	# The suites of every architecture, those of this one (tests/arch/), and
 	# the cases that skip on it.

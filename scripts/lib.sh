@@ -215,12 +215,23 @@ mprs_boot_guest() {
 			"$(mprs_qemu)" -nodefaults -nographic -no-reboot -serial stdio \
 			-monitor none "${args[@]}" -kernel "$kernel" -initrd "$initramfs" \
 			-append "$append" </dev/null >"$log" 2>&1 || rc=$?
-		[ "$try" = 1 ] && [ "$accel" = tcg ] && mprs_tcg_boot_oops "$log" || break
-		mv "$log" "${log%.log}-boot-oops.log"
-		echo "    the boot died of QEMU's int3 oops (TCG, see" \
-			"${log%.log}-boot-oops.log): booted again" >&2
+		mprs_boot_again "$accel" "$try" "$log" "${log%.log}-boot-oops.log" || break
 	done
 	return "$rc"
+}
+
+# mprs_boot_again ACCEL TRY LOG KEEP: after boot TRY (1 or 2) under ACCEL,
+# whose console is LOG, whether to boot again: only after the first, only
+# under TCG, and only when LOG failed of QEMU's int3 oops
+# (mprs_tcg_boot_oops).  If so, LOG moves to KEEP and the reason goes to
+# stderr.  The one place every boot loop asks (mprs_boot_guest(), kunit.sh's
+# boot(), bench.sh's run()).
+mprs_boot_again() {
+	local accel=$1 try=$2 log=$3 keep=$4
+	[ "$try" = 1 ] && [ "$accel" = tcg ] && mprs_tcg_boot_oops "$log" || return 1
+	mv "$log" "$keep"
+	echo "    the boot died of QEMU's int3 oops (TCG, see ${keep#"$(mprs_root)"/}):" \
+		"booted again" >&2
 }
 
 # mprs_tcg_boot_oops LOG: whether the console LOG failed first and only of
@@ -238,9 +249,9 @@ mprs_boot_guest() {
 # ("end trace"); and no failed case, warning, BUG, KASAN or UBSAN report,
 # other oops, panic or stack dump before it.  A real int3 left in memory (a
 # kprobe, the cc fill between functions, after a return thunk) reads cc.
-# mprs_boot_guest() and kunit.sh's boot() boot again, once, after such a
-# log, keep it beside the second (*-boot-oops.log), and judge the second as
-# any other: a second such oops fails the run.
+# Every boot loop boots again, once, after such a log (mprs_boot_again),
+# keeps it beside the second (*-boot-oops.log, bench's *-boot-oops.txt),
+# and judges the second as any other: a second such oops fails the run.
 mprs_tcg_boot_oops() {
 	awk '!oops && /Oops: int3/ { oops = 1; next }
 	     !oops && /not ok [0-9]|WARNING:|BUG:|Oops|KASAN:|UBSAN:|Kernel panic|panicked at|Call Trace:/ { exit 1 }
