@@ -25,17 +25,29 @@ stamp=$(mprs_cache)/setup.stamp
 # every tool is still there, set-up is a no-op.
 want_stamp="$(sha256sum "$0" | cut -c1-16)"
 
+# qemu_ok PROGRAM: PROGRAM is QEMU 8.1 or later.  Debian 12's own QEMU 7.2
+# can run, under multi-threaded TCG, a stale translation of kernel code that
+# text_poke_bp() is patching, and the guest oopses in an int3 that memory
+# no longer holds (ClangBuiltLinux/boot-utils#111, fixed in 8.1): static
+# keys flip at boot, when the selftests bring vCPUs online, and under
+# trinity.  bookworm-backports has QEMU 10.0 for Debian 12.
+qemu_ok() {
+	local v
+	v=$("$1" --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
+	[ -n "$v" ] && set -- $v && { [ "$1" -gt 8 ] || { [ "$1" = 8 ] && [ "$2" -ge 1 ]; }; }
+}
+
 have_all() {
 	command -v "clang-$LLVM_VER" >/dev/null &&
 	command -v "ld.lld-$LLVM_VER" >/dev/null &&
-	command -v qemu-system-x86_64 >/dev/null &&
+	qemu_ok qemu-system-x86_64 &&
 	command -v bindgen >/dev/null &&
 	command -v trinity >/dev/null &&
 	[ -n "$(mprs_kernel_tarball)" ] &&
 	[ -d "$(mprs_rust_lib_src)" ] &&
 	[ "$(cat "$stamp" 2>/dev/null)" = "$want_stamp" ] &&
 	{ [ "$(mprs_arch)" != arm64 ] || {
-		command -v qemu-system-aarch64 >/dev/null &&
+		qemu_ok qemu-system-aarch64 &&
 		command -v aarch64-linux-gnu-gcc >/dev/null &&
 		[ -f "$(mprs_arm64_root)/.stamp" ]; }; }
 }
@@ -67,6 +79,25 @@ PIN
 	rm -f "$(mprs_cache)/apt-updated"
 fi
 
+# QEMU from bookworm-backports (see qemu_ok above), pinned like trixie's.
+bbpo=/etc/apt/sources.list.d/mprotect-rs-bookworm-backports.sources
+if [ ! -f "$bbpo" ]; then
+	note "adding bookworm-backports (only QEMU comes from it)"
+	$SUDO tee "$bbpo" >/dev/null <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+	$SUDO tee /etc/apt/preferences.d/mprotect-rs-bookworm-backports >/dev/null <<'PIN'
+Package: *
+Pin: release n=bookworm-backports
+Pin-Priority: 100
+PIN
+	rm -f "$(mprs_cache)/apt-updated"
+fi
+
 if [ ! -f "$(mprs_cache)/apt-updated" ]; then
 	note "apt-get update"
 	$SUDO apt-get update -qq || die "apt-get update failed: Debian's archive is unreachable"
@@ -82,32 +113,34 @@ rustver=$(rustc --version | awk '{print $2}') ||
 # xfsprogs: the XFS file system they need, scripts/selftests.sh).
 pkgs=(build-essential bc flex bison libelf-dev libssl-dev cpio xz-utils
       python3 python3-ply python3-git git rsync kmod dwarves
-      qemu-system-x86 busybox-static b4 trinity libnuma-dev libcap-dev
+      busybox-static b4 trinity libnuma-dev libcap-dev
       xfsprogs
       "clang-$LLVM_VER" "lld-$LLVM_VER" "llvm-$LLVM_VER" "libclang-$LLVM_VER-dev")
-# ARCH=arm64: QEMU for aarch64, at the version of the x86 one, and the
-# cross C compiler with a static libc for the guest programs (the kernel
-# itself builds with LLVM alone).
-[ "$(mprs_arch)" != arm64 ] || pkgs+=(qemu-system-arm gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
+# ARCH=arm64: the cross C compiler with a static libc for the guest
+# programs (the kernel itself builds with LLVM alone).
+[ "$(mprs_arch)" != arm64 ] || pkgs+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing+=("$p")
 done
 if [ ${#missing[@]} -gt 0 ]; then
-	# Some images carry a newer qemu-utils from a backports suite that is no
-	# longer listed; it breaks the distribution's qemu-system-x86.  Keep
-	# QEMU's packages at one version: the distribution's candidate.
-	extra=()
-	if printf '%s\n' "${missing[@]}" | grep -qxE 'qemu-system-(x86|arm)'; then
-		qv=$(apt-cache policy qemu-system-x86 | awk '/Candidate:/ {print $2}')
-		iv=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
-		[ -z "$iv" ] || [ "$iv" = "$qv" ] || extra+=("qemu-utils=$qv")
-	fi
-	note "installing: ${missing[*]} ${extra[*]}"
+	note "installing: ${missing[*]}"
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-		--allow-downgrades "${missing[@]}" "${extra[@]}" >/dev/null ||
+		"${missing[@]}" >/dev/null ||
 		die "apt-get install failed for: ${missing[*]}"
+fi
+
+# QEMU, all its packages at bookworm-backports' one version (ARCH=arm64:
+# qemu-system-arm too); it replaces Debian 12's 7.2 where that is installed.
+qemu_pkgs=(qemu-system-x86 qemu-system-common qemu-system-data qemu-utils)
+[ "$(mprs_arch)" != arm64 ] || qemu_pkgs+=(qemu-system-arm)
+if ! qemu_ok qemu-system-x86_64 || { [ "$(mprs_arch)" = arm64 ] && ! qemu_ok qemu-system-aarch64; }; then
+	note "installing from bookworm-backports: ${qemu_pkgs[*]}"
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+		-t bookworm-backports "${qemu_pkgs[@]}" >/dev/null ||
+		die "apt-get install failed for: ${qemu_pkgs[*]} (bookworm-backports)"
+	qemu_ok qemu-system-x86_64 || die "QEMU 8.1 or later needed: $(qemu-system-x86_64 --version | head -1)"
 fi
 
 # Backports: the 7.3 kernel source and rust-src matching rustc.
