@@ -32,9 +32,10 @@ want_stamp="$(sha256sum "$0" | cut -c1-16)"
 # keys flip at boot, when the selftests bring vCPUs online, and under
 # trinity.  bookworm-backports has QEMU 10.0 for Debian 12.
 qemu_ok() {
-	local v
-	v=$("$1" --version 2>/dev/null | sed -n '1s/^QEMU emulator version \([0-9]*\)\.\([0-9]*\).*/\1 \2/p')
-	[ -n "$v" ] && set -- $v && { [ "$1" -gt 8 ] || { [ "$1" = 8 ] && [ "$2" -ge 1 ]; }; }
+	local line
+	line=$("$1" --version 2>/dev/null) || return 1
+	[[ $line =~ ^QEMU\ emulator\ version\ ([0-9]+)\.([0-9]+) ]] || return 1
+	((BASH_REMATCH[1] > 8 || (BASH_REMATCH[1] == 8 && BASH_REMATCH[2] >= 1)))
 }
 
 have_all() {
@@ -90,13 +91,19 @@ Suites: bookworm-backports
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
-	$SUDO tee /etc/apt/preferences.d/mprotect-rs-bookworm-backports >/dev/null <<'PIN'
+	rm -f "$(mprs_cache)/apt-updated"
+fi
+# Never upgrade from it implicitly, and never take QEMU (or its BIOS) from
+# trixie-backports, whose 11.x needs Debian 13's libraries.
+$SUDO tee /etc/apt/preferences.d/mprotect-rs-bookworm-backports >/dev/null <<'PIN'
 Package: *
 Pin: release n=bookworm-backports
 Pin-Priority: 100
+
+Package: qemu-* seabios
+Pin: release n=trixie-backports
+Pin-Priority: -1
 PIN
-	rm -f "$(mprs_cache)/apt-updated"
-fi
 
 if [ ! -f "$(mprs_cache)/apt-updated" ]; then
 	note "apt-get update"
@@ -133,14 +140,23 @@ fi
 
 # QEMU, all its packages at bookworm-backports' one version (ARCH=arm64:
 # qemu-system-arm too); it replaces Debian 12's 7.2 where that is installed.
+# An installed qemu-system-arm is upgraded with the rest even without
+# ARCH=arm64, so that it is never left behind at 7.2.
 qemu_pkgs=(qemu-system-x86 qemu-system-common qemu-system-data qemu-utils)
-[ "$(mprs_arch)" != arm64 ] || qemu_pkgs+=(qemu-system-arm)
-if ! qemu_ok qemu-system-x86_64 || { [ "$(mprs_arch)" = arm64 ] && ! qemu_ok qemu-system-aarch64; }; then
+if [ "$(mprs_arch)" = arm64 ] ||
+	dpkg-query -W -f='${Status}' qemu-system-arm 2>/dev/null | grep -q "ok installed"; then
+	qemu_pkgs+=(qemu-system-arm)
+fi
+qemu_all_ok() {
+	qemu_ok qemu-system-x86_64 &&
+		{ [ "$(mprs_arch)" != arm64 ] || qemu_ok qemu-system-aarch64; }
+}
+if ! qemu_all_ok; then
 	note "installing from bookworm-backports: ${qemu_pkgs[*]}"
 	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
 		-t bookworm-backports "${qemu_pkgs[@]}" >/dev/null ||
 		die "apt-get install failed for: ${qemu_pkgs[*]} (bookworm-backports)"
-	qemu_ok qemu-system-x86_64 || die "QEMU 8.1 or later needed: $(qemu-system-x86_64 --version | head -1)"
+	qemu_all_ok || die "QEMU 8.1 or later needed, still not installed"
 fi
 
 # Backports: the 7.3 kernel source and rust-src matching rustc.
