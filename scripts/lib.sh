@@ -235,7 +235,8 @@ mprs_boot_again() {
 }
 
 # mprs_tcg_boot_oops LOG: whether the console LOG failed first and only of
-# QEMU's int3 oops.  QEMU 7.2's multi-threaded TCG (Debian 12's) can run a
+# QEMU's int3 oops: a fallback, since scripts/setup.sh installs QEMU 10.0,
+# which has the fix.  QEMU 7.2's multi-threaded TCG (Debian 12's) can run a
 # stale translation of code that the kernel is patching (text_poke_bp() puts
 # an int3 there first, then the new bytes): the vCPU traps to an int3 that
 # memory no longer holds, the kernel finds no patch in progress, oopses and

@@ -29,8 +29,8 @@ want_stamp="$(sha256sum "$0" | cut -c1-16)"
 # can run, under multi-threaded TCG, a stale translation of kernel code that
 # text_poke_bp() is patching, and the guest oopses in an int3 that memory
 # no longer holds (ClangBuiltLinux/boot-utils#111, fixed in 8.1): static
-# keys flip at boot, when the selftests bring vCPUs online, and under
-# trinity.  bookworm-backports has QEMU 10.0 for Debian 12.
+# keys flip at boot, under trinity and, it seems, when the selftests bring
+# vCPUs online.  bookworm-backports has QEMU 10.0 for Debian 12.
 qemu_ok() {
 	local line
 	line=$("$1" --version 2>/dev/null) || return 1
