@@ -61,38 +61,33 @@ fi
 mkdir -p "$(mprs_cache)"
 
 # --- apt sources ---------------------------------------------------------
-bpo=/etc/apt/sources.list.d/mprotect-rs-trixie-backports.sources
-if [ ! -f "$bpo" ]; then
-	note "adding trixie-backports (only packages named with /trixie-backports come from it)"
-	$SUDO tee "$bpo" >/dev/null <<'SRC'
+# add_suite SUITE WHY: add Debian's SUITE as an apt source, unless it is
+# there already (then it returns 1), and have apt-get update run again.
+add_suite() {
+	local src=/etc/apt/sources.list.d/mprotect-rs-$1.sources
+	[ ! -f "$src" ] || return 1
+	note "adding $1 ($2)"
+	$SUDO tee "$src" >/dev/null <<SRC
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: trixie-backports
+Suites: $1
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SRC
+	rm -f "$(mprs_cache)/apt-updated"
+}
+
+if add_suite trixie-backports "only packages named with /trixie-backports come from it"; then
 	# Never upgrade from backports implicitly.
 	$SUDO tee /etc/apt/preferences.d/mprotect-rs-backports >/dev/null <<'PIN'
 Package: *
 Pin: release n=trixie-backports
 Pin-Priority: 100
 PIN
-	rm -f "$(mprs_cache)/apt-updated"
 fi
 
 # QEMU from bookworm-backports (see qemu_ok above), pinned like trixie's.
-bbpo=/etc/apt/sources.list.d/mprotect-rs-bookworm-backports.sources
-if [ ! -f "$bbpo" ]; then
-	note "adding bookworm-backports (only QEMU comes from it)"
-	$SUDO tee "$bbpo" >/dev/null <<'SRC'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bookworm-backports
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SRC
-	rm -f "$(mprs_cache)/apt-updated"
-fi
+add_suite bookworm-backports "only QEMU comes from it" || :
 # Never upgrade from it implicitly, and never take QEMU (or its BIOS) from
 # trixie-backports, whose 11.x needs Debian 13's libraries.
 $SUDO tee /etc/apt/preferences.d/mprotect-rs-bookworm-backports >/dev/null <<'PIN'
