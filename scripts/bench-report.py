@@ -109,12 +109,15 @@ def text_size(path):
     with open(path) as f:
         for line in f:
             addr, size, _, name = line.rstrip("\n").split(" ", 3)
-            (c if name in ("change_protection", "mprotect_folio_pte_batch") else rust).append(
+            (c if name in ("change_protection", "change_protection_range",
+                          "mprotect_folio_pte_batch") else rust).append(
                 (name, int(size, 16)))
     lines = ["### Text size (bytes, from the symbol table of the kernel measured)", "",
-             "The C walker is inlined into `change_protection()` (which also holds the switch "
-             "and the hugetlb branch); the Rust walker's functions come with the C functions "
-             "of `mm/mprotect.c` that only it calls (`mprotect_rs_*`).", "",
+             "The C walker is `change_protection_range()` and what is inlined into it; "
+             "`change_protection()`, counted with it, holds the switch and the hugetlb branch "
+             "(without the Rust walker, the C walker is inlined into it).  The Rust walker's "
+             "functions come with the C functions of `mm/mprotect.c` that only it calls "
+             "(`mprotect_rs_*`).", "",
              "| walker | function | bytes |", "| --- | --- | ---: |"]
     for label, syms in (("C", c), ("Rust", rust)):
         for name, size in syms:

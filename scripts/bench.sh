@@ -107,12 +107,15 @@ cp "$build/.config" "$results/kernel.config"
 	echo "$(nproc) CPUs; QEMU $("$qemu" --version | head -n1)"
 } >"$results/host.txt"
 # The text of each walker, from the symbol table of the kernel measured:
-# change_protection(), into which the C walker is inlined, and the
+# the C walker change_protection_range() (a function of its own with the
+# Rust walker built in), change_protection() (the switch) and the
 # out-of-line mprotect_folio_pte_batch(); the Rust walker's functions and
 # the C functions of mm/mprotect.c that only it calls (mprotect_rs_*).
-"llvm-nm$MPRS_LLVM" -S -C "$build/vmlinux" | grep -E ' [tT] (change_protection|mprotect_folio_pte_batch|rust_change_protection_range|mprotect_rs_[a-z_]+|<mprotect_rs::Walk>::[a-z_]+)$' \
+"llvm-nm$MPRS_LLVM" -S -C "$build/vmlinux" | grep -E ' [tT] (change_protection|change_protection_range|mprotect_folio_pte_batch|rust_change_protection_range|mprotect_rs_[a-z_]+|<mprotect_rs::Walk>::[a-z_]+)$' \
 	>"$results/text-size.txt" || die "no walker symbols in $build/vmlinux"
-grep -q ' change_protection$' "$results/text-size.txt" && grep -q ' rust_change_protection_range$' \
+grep -q ' change_protection$' "$results/text-size.txt" &&
+	grep -q ' change_protection_range$' "$results/text-size.txt" &&
+	grep -q ' rust_change_protection_range$' \
 	"$results/text-size.txt" || die "the walkers' symbols are not in $build/vmlinux"
 python3 "$here/bench-report.py" "$results" "$wall_mode" >/dev/null
 

@@ -5,8 +5,9 @@ symbolize() resolves addresses with llvm-symbolizer$MPRS_LLVM (inline frames
 included; MPRS_LLVM=-22 by default, as scripts/lib.sh); classify() puts the
 frames of one address in a row and a class:
 
-  - inside a walker's symbol (change_protection(), into which the C walker is
-    inlined; the Rust walker's functions; the floor): the innermost inlined
+  - inside a walker's symbol (change_protection() and the C walker
+    change_protection_range(), inlined into it without the Rust walker; the
+    Rust walker's functions; the floor): the innermost inlined
     function, classed as the walker's own code (mm/mprotect.c,
     mm/mprotect_rs.rs), the abstractions (rust/kernel/mm/pgtable.rs), an
     inlined helper (any other file: include/, arch/, ...) or code without a
@@ -83,7 +84,7 @@ def rel(path):
 
 def walker_symbol(raw):
     """Whether the out-of-line symbol raw is (part of) a walker or the floor."""
-    return (raw in ("change_protection", "mprotect_floor_write")
+    return (raw in ("change_protection", "change_protection_range", "mprotect_floor_write")
             or raw.startswith("rust_change_protection_range") or "mprotect_rs::" in raw)
 
 

@@ -12,8 +12,9 @@ kernel's tick samples the interrupted PC, and under -icount shift=SHIFT a
 guest instruction takes 2^SHIFT ns).  Every sampled address is resolved with
 llvm-symbolizer (inline frames included) and attributed
 
-  - inside a walker's symbol (change_protection(), into which the C walker is
-    inlined; the Rust walker's functions; the floor): to the innermost inlined
+  - inside a walker's symbol (change_protection() and the C walker
+    change_protection_range(), inlined into it without the Rust walker; the
+    Rust walker's functions; the floor): to the innermost inlined
     function, classed as the walker's own code (mm/mprotect.c,
     mm/mprotect_rs.rs, rust/kernel/mm/pgtable.rs) or an inlined helper (any
     other file: include/, arch/, rust/helpers/, ...);
