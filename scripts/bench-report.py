@@ -116,7 +116,7 @@ def text_size(path):
              "The C walker is `change_protection_range()` and what is inlined into it; "
              "`change_protection()`, counted with it, holds the switch and the hugetlb branch "
              "(without the Rust walker, the C walker is inlined into it).  The Rust walker's "
-             "functions come with the C functions of `mm/mprotect.c` that only it calls "
+             "functions come with the C functions of `mm/mprotect_rs_shared.c` that only it calls "
              "(`mprotect_rs_*`).", "",
              "| walker | function | bytes |", "| --- | --- | ---: |"]
     for label, syms in (("C", c), ("Rust", rust)):

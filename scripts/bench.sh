@@ -110,7 +110,7 @@ cp "$build/.config" "$results/kernel.config"
 # the C walker change_protection_range() (a function of its own with the
 # Rust walker built in), change_protection() (the switch) and the
 # out-of-line mprotect_folio_pte_batch(); the Rust walker's functions and
-# the C functions of mm/mprotect.c that only it calls (mprotect_rs_*).
+# the C functions of mm/mprotect_rs_shared.c that only it calls (mprotect_rs_*).
 "llvm-nm$MPRS_LLVM" -S -C "$build/vmlinux" | grep -E ' [tT] (change_protection|change_protection_range|mprotect_folio_pte_batch|rust_change_protection_range|mprotect_rs_[a-z_]+|<mprotect_rs::Walk>::[a-z_]+)$' \
 	>"$results/text-size.txt" || die "no walker symbols in $build/vmlinux"
 grep -q ' change_protection$' "$results/text-size.txt" &&

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * The Rust page-table walker of mprotect (mm/mprotect_rs.rs) and the parts
- * of mm/mprotect.c it shares with the C walker.
+ * of mm/ it shares with the C walker.
  *
  * The mprotect_rs_*() functions give the Rust walker the mm-internal
  * helpers of mm/internal.h that the C walker uses, without copying them.
@@ -27,8 +27,8 @@ long rust_change_protection_range(struct mmu_gather *tlb,
 /*
  * mm/internal.h: the functions of it that the Rust walker calls directly,
  * declared again under the same conditions for the Rust bindings.
- * mm/mprotect.c includes both headers, so the compiler checks that the
- * declarations agree.  Where mm/internal.h has an inline stub instead, the
+ * mm/mprotect_rs_shared.c includes both headers, so the compiler checks
+ * that the declarations agree.  Where mm/internal.h has an inline stub instead, the
  * walker does what the stub does: nothing (flush_tlb_batched_pending()),
  * or false (folio_can_map_prot_numa()).
  */
@@ -41,8 +41,8 @@ bool folio_can_map_prot_numa(struct folio *folio, struct vm_area_struct *vma,
 #endif
 
 /*
- * mm/mprotect.c: wrappers of static inline helpers of mm/internal.h, for
- * the Rust walker only.
+ * mm/mprotect_rs_shared.c: wrappers of static inline helpers of
+ * mm/internal.h, for the Rust walker only.
  */
 unsigned int mprotect_rs_folio_pte_batch(struct folio *folio, pte_t *ptep,
 					 pte_t *ptentp, unsigned int max_nr,
