@@ -28,9 +28,9 @@ long rust_change_protection_range(struct mmu_gather *tlb,
  * mm/internal.h: the functions of it that the Rust walker calls directly,
  * declared again under the same conditions for the Rust bindings.
  * mm/mprotect_rs_shared.c includes both headers, so the compiler checks
- * that the declarations agree.  Where mm/internal.h has an inline stub instead, the
- * walker does what the stub does: nothing (flush_tlb_batched_pending()),
- * or false (folio_can_map_prot_numa()).
+ * that the declarations agree.  Where mm/internal.h has an inline stub
+ * instead, the walker does what the stub does: nothing
+ * (flush_tlb_batched_pending()), or false (folio_can_map_prot_numa()).
  */
 #ifdef CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH
 void flush_tlb_batched_pending(struct mm_struct *mm);
