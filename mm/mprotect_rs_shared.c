@@ -4,8 +4,8 @@
  * (mm/mprotect.c): the static inline helpers of mm/internal.h that both
  * use, as functions the Rust walker can call.
  *
- * They live in a file of their own so that mm/mprotect.c compiles as it
- * does without the Rust walker: beside the C walker, a second caller of
+ * They live in a file of their own so that the C walker's code does not
+ * depend on them: beside the C walker in mm/mprotect.c, a second caller of
  * folio_pte_batch_flags() made clang keep one out-of-line copy for both
  * (seen on arm64), which changed the C walker's code and cost the Rust
  * walker a second call per batch.
