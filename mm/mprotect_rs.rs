@@ -247,7 +247,7 @@ impl<'a> Walk<'a> {
     /// first PUD that is not none to `end`.
     fn change_pud_range(&mut self, puds: PudRange<'a>, end: usize) -> c_long {
         let event = InvalidateEvent::ProtectionVma;
-        pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma(), event));
+        let mut range = core::pin::pin!(InvalidateRange::new(event));
         let mut pages: c_long = 0;
         'puds: for pud in puds {
             loop {
@@ -263,11 +263,11 @@ impl<'a> Walk<'a> {
                 match pud.entry() {
                     PudEntry::None => break,
                     PudEntry::Table(pmds) => {
-                        range.as_mut().start(pud.addr(), end);
+                        range.as_mut().start(self.vma(), pud.addr(), end);
                         pages = pages.wrapping_add(self.change_pmd_range(pmds));
                         break;
                     }
-                    PudEntry::Leaf(_) => range.as_mut().start(pud.addr(), end),
+                    PudEntry::Leaf(_) => range.as_mut().start(self.vma(), pud.addr(), end),
                 }
                 if pud.end().wrapping_sub(pud.addr()) != PUD_SIZE || self.split() {
                     pud.split_huge();

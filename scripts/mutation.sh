@@ -38,8 +38,8 @@ mutations=(
 "notifier started per PMD instead of per PUD|sub(sub(s, '''                        range.as_mut().start(''', '''                        let _ = (&mut range,'''), '''
                 if entry.is_huge() {''', '''
                 let event = InvalidateEvent::ProtectionVma;
-                pin_init::stack_pin_init!(let range = InvalidateRange::new(self.vma(), event));
-                range.as_mut().start(pmd.addr(), pmd.end());
+                let mut range = core::pin::pin!(InvalidateRange::new(event));
+                range.as_mut().start(self.vma(), pmd.addr(), pmd.end());
                 if entry.is_huge() {''')"
 "notifier end skipped on the populate error path|sub(s, '''                    pages = ret;
                     break 'puds;''', '''                    pages = ret;

@@ -1296,9 +1296,9 @@ mod tests {
     /// error return, as the walker's populate path does on `-ENOMEM`.
     fn start_twice_then_fail(vma: &VmaRef, addr: usize) -> Result {
         let event = InvalidateEvent::ProtectionVma;
-        pin_init::stack_pin_init!(let range = InvalidateRange::new(vma, event));
-        range.as_mut().start(addr, addr + PAGE_SIZE);
-        range.as_mut().start(addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
+        let mut range = core::pin::pin!(InvalidateRange::new(event));
+        range.as_mut().start(vma, addr, addr + PAGE_SIZE);
+        range.as_mut().start(vma, addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
         if range.is_started() {
             return Err(ENOMEM);
         }
@@ -1321,7 +1321,7 @@ mod tests {
             assert_eq!(start_twice_then_fail(vma, addr), Err(ENOMEM));
             // Never started: nothing to end.
             let event = InvalidateEvent::ProtectionVma;
-            pin_init::stack_pin_init!(let unstarted = InvalidateRange::new(vma, event));
+            let unstarted = core::pin::pin!(InvalidateRange::new(event));
             assert!(!unstarted.is_started());
         }
         let mut run = Run::default();

@@ -1644,17 +1644,17 @@ pub enum InvalidateEvent {
 /// An MMU notifier invalidation of a range of a VMA's mm, started at most once and ended on
 /// drop.
 ///
-/// Initialise it pinned on the stack (`stack_pin_init!`), call [`Self::start`] where the
+/// Pin it on the stack (`core::pin::pin!`), call [`Self::start`] with the VMA where the
 /// invalidation must begin (later calls do nothing), and let it go out of scope: if it was
 /// started, `mmu_notifier_invalidate_range_end()` runs exactly once, on every path out of the
-/// scope. It borrows the VMA, so it cannot outlive the lock that keeps the mm alive, and stays
-/// pinned between start and end, as notifiers see its address.
+/// scope. It borrows the VMA it was started with, so it cannot outlive the lock that keeps the
+/// mm alive, and stays pinned between start and end, as notifiers see its address.
 ///
 /// # Examples
 ///
 /// ```
+/// use core::pin::pin;
 /// use kernel::mm::pgtable::{InvalidateEvent, InvalidateRange};
-/// use pin_init::stack_pin_init;
 ///
 /// # kernel::mm::pgtable::doctest::with_mapping(|addr, len| {
 /// let current = kernel::current!();
@@ -1663,11 +1663,11 @@ pub enum InvalidateEvent {
 ///     let lock = mm.mmap_read_lock();
 ///     let vma = lock.vma_lookup(addr).ok_or(EINVAL)?;
 ///     let event = InvalidateEvent::ProtectionVma;
-///     stack_pin_init!(let range = InvalidateRange::new(vma, event));
+///     let mut range = pin!(InvalidateRange::new(event));
 ///     let before = range.is_started();
-///     range.as_mut().start(addr, addr + len);
+///     range.as_mut().start(vma, addr, addr + len);
 ///     // A second start does nothing.
-///     range.as_mut().start(addr, addr + 4096);
+///     range.as_mut().start(vma, addr, addr + 4096);
 ///     (before, range.is_started())
 ///     // `range` ends here, before the mmap lock is released.
 /// };
@@ -1679,12 +1679,11 @@ pub enum InvalidateEvent {
 ///
 /// # Invariants
 ///
-/// The mm of `vma` is the mm `range` is for, once started (see `NotifierRange`).
+/// Once started, `range` is for the mm of a VMA borrowed for `'a` (see `NotifierRange`).
 #[pin_data]
 pub struct InvalidateRange<'a> {
     #[pin]
-    range: NotifierRange,
-    vma: &'a VmaRef,
+    range: NotifierRange<'a>,
     event: InvalidateEvent,
     _not_send: NotThreadSafe,
 }
@@ -1698,15 +1697,19 @@ pub struct InvalidateRange<'a> {
 ///
 /// # Invariants
 ///
-/// If `started`, `range` was initialised by `mmu_notifier_range_init()` for a live mm and
-/// `mmu_notifier_invalidate_range_start()` was called on it, and the end has not; `range` does
-/// not move until it is dropped (it is only ever a structurally pinned field).
-struct NotifierRange {
+/// If `started`, `range` was initialised by `mmu_notifier_range_init()` for the mm of a VMA
+/// borrowed for `'a` and `mmu_notifier_invalidate_range_start()` was called on it, and the end
+/// has not; `range` does not move until it is dropped (it is only ever a structurally pinned
+/// field).
+struct NotifierRange<'a> {
     range: Opaque<bindings::mmu_notifier_range>,
     started: bool,
+    /// The end reads the mm: with the lifetime on this `Drop` type, the borrow of the VMA (and
+    /// so its lock) must still be live where the range is dropped.
+    _vma: PhantomData<&'a VmaRef>,
 }
 
-impl Drop for NotifierRange {
+impl Drop for NotifierRange<'_> {
     #[inline]
     fn drop(&mut self) {
         if self.started {
@@ -1718,19 +1721,23 @@ impl Drop for NotifierRange {
 }
 
 impl<'a> InvalidateRange<'a> {
-    /// An invalidation of `vma`'s mm for `event`, not started.
+    /// An invalidation for `event`, not started.
+    ///
+    /// Returned by value, to be pinned where it is kept (`core::pin::pin!`): it can be moved
+    /// until then, as nothing has seen its address; [`Self::start`] takes it pinned. A
+    /// `PinInit` would cost a drop flag, set and tested on every call of the walker.
     #[inline]
-    pub fn new(vma: &'a VmaRef, event: InvalidateEvent) -> impl PinInit<Self> {
+    pub fn new(event: InvalidateEvent) -> Self {
         // INVARIANT: not started.
-        pin_init!(Self {
+        Self {
             range: NotifierRange {
                 range: Opaque::uninit(),
                 started: false,
+                _vma: PhantomData,
             },
-            vma,
             event,
             _not_send: NotThreadSafe,
-        })
+        }
     }
 
     /// Whether [`Self::start`] has started the invalidation.
@@ -1740,13 +1747,16 @@ impl<'a> InvalidateRange<'a> {
     }
 
     /// `mmu_notifier_range_init()` + `mmu_notifier_invalidate_range_start()` for
-    /// `[start, end)`, unless already started.
+    /// `[start, end)` of `vma`'s mm, unless already started.
+    ///
+    /// The VMA is passed here rather than kept from [`Self::new`]: kept, it was a store and a
+    /// load on every call of the walker, whether or not a range was started.
     ///
     /// # Context
     ///
     /// May sleep (blockable notifiers).
     #[inline]
-    pub fn start(self: Pin<&mut Self>, start: usize, end: usize) {
+    pub fn start(self: Pin<&mut Self>, vma: &'a VmaRef, start: usize, end: usize) {
         let this = self.project();
         // SAFETY: Nothing is moved out of the pinned field: only `started` is written and the
         // range initialised in place.
@@ -1772,11 +1782,11 @@ impl<'a> InvalidateRange<'a> {
         // SAFETY: `range` is ours and valid for writes; the mm of `vma` is live while `vma` is
         // borrowed (its lock is held).
         unsafe {
-            bindings::mmu_notifier_range_init(range, event, 0, this.vma.mm().as_raw(), start, end)
+            bindings::mmu_notifier_range_init(range, event, 0, vma.mm().as_raw(), start, end)
         };
         // SAFETY: `range` was initialised just above, and is pinned until it is ended.
         unsafe { bindings::mmu_notifier_invalidate_range_start(range) };
-        // INVARIANT: started just above, for the mm of `vma`.
+        // INVARIANT: started just above, for the mm of `vma`, borrowed for `'a`.
         notifier.started = true;
     }
 }
