@@ -35,7 +35,7 @@ trap 'restore; rm -rf "$saved"' EXIT
 # starting with "pgtable:" rust/kernel/mm/pgtable.rs (caught by its doctests
 # or its compile-fail proofs).
 mutations=(
-"notifier started per PMD instead of per PUD|sub(sub(s, '''                        range.as_mut().start(''', '''                        let _ = (&mut range,'''), '''
+"notifier started per PMD instead of per PUD|sub(sub(s, '''                        range.as_mut().start(''', '''                        let _ = (&mut range, '''), '''
                 if entry.is_huge() {''', '''
                 let event = InvalidateEvent::ProtectionVma;
                 let mut range = core::pin::pin!(InvalidateRange::new(event));
@@ -93,6 +93,15 @@ mutations=(
 "arm64: a folio's batch cut at 8 PTEs (a contpte block committed in two halves)|sub(s, '''        let max_nr = ptes.len() - first.idx();
         let batch = folio_batch(folio, ptes, first, page, max_nr, true);''', '''        let max_nr = (ptes.len() - first.idx()).min(8);
         let batch = folio_batch(folio, ptes, first, page, max_nr, true);''')"
+"pgtable: the notifier range's end not drop-checked against the VMA's borrow (the lifetime off the Drop type)|sub(sub(s, '''    range: NotifierRange<'a>,
+    event: InvalidateEvent,''', '''    range: NotifierRange<'static>,
+    _vma: PhantomData<&'a VmaRef>,
+    event: InvalidateEvent,'''), '''            event,
+            _not_send: NotThreadSafe,
+        }''', '''            _vma: PhantomData,
+            event,
+            _not_send: NotThreadSafe,
+        }''')"
 )
 
 # MUTATIONS="1 3" runs only those (numbered from 1).  A fault named

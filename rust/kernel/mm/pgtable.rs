@@ -1645,10 +1645,14 @@ pub enum InvalidateEvent {
 /// drop.
 ///
 /// Pin it on the stack (`core::pin::pin!`), call [`Self::start`] with the VMA where the
-/// invalidation must begin (later calls do nothing), and let it go out of scope: if it was
-/// started, `mmu_notifier_invalidate_range_end()` runs exactly once, on every path out of the
-/// scope. It borrows the VMA it was started with, so it cannot outlive the lock that keeps the
-/// mm alive, and stays pinned between start and end, as notifiers see its address.
+/// invalidation must begin (later calls do nothing, whatever VMA they pass), and let it go out
+/// of scope: if it was started, `mmu_notifier_invalidate_range_end()` runs exactly once, on
+/// every path out of the scope. The borrow of the VMA passed to [`Self::start`] must last until
+/// the range is dropped, so it cannot outlive the lock that keeps the mm alive; and it stays
+/// pinned between start and end, as notifiers see its address.
+///
+/// A range that is started and then leaked (`mem::forget` of a `Pin<KBox<_>>`) is never ended,
+/// which is not memory-unsafe but leaves the mm's notifiers waiting: do not.
 ///
 /// # Examples
 ///
@@ -1699,8 +1703,9 @@ pub struct InvalidateRange<'a> {
 ///
 /// If `started`, `range` was initialised by `mmu_notifier_range_init()` for the mm of a VMA
 /// borrowed for `'a` and `mmu_notifier_invalidate_range_start()` was called on it, and the end
-/// has not; `range` does not move until it is dropped (it is only ever a structurally pinned
-/// field).
+/// has not; once started, `range` does not move until it is dropped: it is started only
+/// through a pinned [`InvalidateRange`], of which it is a structurally pinned field, and is
+/// `!Unpin` (`Opaque` is).
 struct NotifierRange<'a> {
     range: Opaque<bindings::mmu_notifier_range>,
     started: bool,
@@ -1714,7 +1719,9 @@ impl Drop for NotifierRange<'_> {
     fn drop(&mut self) {
         if self.started {
             // SAFETY: The range was started and not ended, and has not moved since (type
-            // invariant); it is ended exactly once, here.
+            // invariant); its mm is still live, since the VMA it is for is borrowed for `'a`,
+            // which drop check requires to be live here (`Self` has a `Drop` impl naming it);
+            // it is ended exactly once, here.
             unsafe { bindings::mmu_notifier_invalidate_range_end(self.range.get()) };
         }
     }
@@ -1724,10 +1731,11 @@ impl<'a> InvalidateRange<'a> {
     /// An invalidation for `event`, not started.
     ///
     /// Returned by value, to be pinned where it is kept (`core::pin::pin!`): it can be moved
-    /// until then, as nothing has seen its address; [`Self::start`] takes it pinned. A
-    /// `PinInit` would cost a drop flag, set and tested on every call of the walker.
+    /// until then, as nothing has seen its address; [`Self::start`] takes it pinned.
     #[inline]
     pub fn new(event: InvalidateEvent) -> Self {
+        // By value rather than a `PinInit`: `stack_pin_init!` added a drop flag, set and
+        // tested on every call of the walker.
         // INVARIANT: not started.
         Self {
             range: NotifierRange {
@@ -1747,16 +1755,15 @@ impl<'a> InvalidateRange<'a> {
     }
 
     /// `mmu_notifier_range_init()` + `mmu_notifier_invalidate_range_start()` for
-    /// `[start, end)` of `vma`'s mm, unless already started.
-    ///
-    /// The VMA is passed here rather than kept from [`Self::new`]: kept, it was a store and a
-    /// load on every call of the walker, whether or not a range was started.
+    /// `[start, end)` of `vma`'s mm, unless already started (then `vma` is not used).
     ///
     /// # Context
     ///
     /// May sleep (blockable notifiers).
     #[inline]
     pub fn start(self: Pin<&mut Self>, vma: &'a VmaRef, start: usize, end: usize) {
+        // The VMA comes here rather than being kept from `new()`: kept, it was a store and a
+        // load on every call of the walker, whether or not a range was started.
         let this = self.project();
         // SAFETY: Nothing is moved out of the pinned field: only `started` is written and the
         // range initialised in place.
