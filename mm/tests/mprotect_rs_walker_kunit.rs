@@ -1298,7 +1298,9 @@ mod tests {
         let event = InvalidateEvent::ProtectionVma;
         let mut range = core::pin::pin!(InvalidateRange::new(event));
         range.as_mut().start(vma, addr, addr + PAGE_SIZE);
-        range.as_mut().start(vma, addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
+        range
+            .as_mut()
+            .start(vma, addr + PAGE_SIZE, addr + 2 * PAGE_SIZE);
         if range.is_started() {
             return Err(ENOMEM);
         }
