@@ -10,8 +10,8 @@
 #                 walker (the fast kernel, for iterating)
 #   make kunit    the first step of make run alone: build the test kernel
 #                 and run its KUnit suites
-#   ARCH=arm64    with run, kunit, guest, debug, test, bench, mutation and
-#                 kunit-repeat:
+#   ARCH=arm64    with run, kunit, guest, debug, test, bench, trace, mutation
+#                 and kunit-repeat:
 #                 the arm64 kernels, cross-built with the same LLVM, under
 #                 qemu-system-aarch64 (make test ARCH=arm64: make run and
 #                 make debug there, without the mm selftests; see README)
@@ -55,7 +55,8 @@
 #                 change_protection() call single-stepped through QEMU's
 #                 gdbstub: each walker's instructions counted exactly, by
 #                 function and line (results/trace.md; TRACE_ONLY=names;
-#                 not part of make test)
+#                 not part of make test); ARCH=arm64: from QEMU's
+#                 instruction log, by function (results/arm64/trace.md)
 #   make stress   the stress program (tests/guest/stress.c) and trinity
 #                 under each walker, STRESS_MINUTES (30) in all, on the
 #                 debug kernel if `make debug` built it, else the test
@@ -78,8 +79,8 @@ S := scripts
 # rustfmt) does not depend on the architecture and runs in `make test`.
 MPRS_ARM64 := $(filter-out x86_64 x86,$(or $(ARCH),x86_64))
 ifneq ($(MPRS_ARM64),)
-ifneq ($(filter-out run kunit guest debug test mutation bench kunit-repeat setup prepare clean,$(or $(MAKECMDGOALS),all)),)
-$(error ARCH=$(ARCH): only `make run`, `kunit`, `guest`, `debug`, `test`, `bench`, `mutation` and `kunit-repeat` run on $(ARCH))
+ifneq ($(filter-out run kunit guest debug test mutation bench trace kunit-repeat setup prepare clean,$(or $(MAKECMDGOALS),all)),)
+$(error ARCH=$(ARCH): only `make run`, `kunit`, `guest`, `debug`, `test`, `bench`, `trace`, `mutation` and `kunit-repeat` run on $(ARCH))
 endif
 endif
 # The mm selftests step of run and debug, on x86_64 only.
@@ -192,9 +193,11 @@ profile: prepare
 	@$(S)/profile.sh
 
 # Every instruction of each walker on the workloads of make bench, cut down,
-# counted by single-stepping (results/trace.md).
+# counted by single-stepping (results/trace.md); with ARCH=arm64, on the
+# test kernel (built and its KUnit suites run first), from QEMU's own
+# instruction log (results/arm64/trace.md).
 trace: prepare
-	@$(S)/trace.sh
+	$(if $(MPRS_ARM64),@$(S)/kunit.sh && $(S)/trace-exec.sh,@$(S)/trace.sh)
 
 # Not part of `make test`: the stress program and trinity, STRESS_MINUTES
 # (30) in all, STRESS_SEED; on the kernel `make debug` built, else on the

@@ -42,6 +42,9 @@ RDX, RSI, RSP, RIP = 3, 4, 7, 16
 class Remote:
     """A client of the GDB remote serial protocol."""
 
+    # The architecture whose registers the client asks for.
+    XML_REGISTERS = "i386"
+
     def __init__(self, port):
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -61,7 +64,7 @@ class Remote:
             self.acks = False
         # QEMU answers p (one register) only to a debugger that has read the
         # target description.
-        self.call("qSupported:xmlRegisters=i386")
+        self.call("qSupported:xmlRegisters=%s" % self.XML_REGISTERS)
         self.call("qXfer:features:read:target.xml:0,ffb")
 
     def send(self, data):

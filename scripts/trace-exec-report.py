@@ -1,0 +1,191 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""make trace ARCH=arm64's report: every instruction of each walker's
+change_protection() calls, from QEMU's instruction log.
+
+    trace-exec-report.py EXEC_LOG WRITES_JSON VMLINUX > trace.md
+
+EXEC_LOG is QEMU's "-d exec,nochain" log with one instruction per
+translation block (a line per instruction run); WRITES_JSON what
+scripts/trace-exec.py wrote: the writes to the walker file made while the
+log was on, each of which starts in the log with mprotect_walker_write()'s
+first instruction.  Only CPU 0, where the guest program runs, is read.
+
+A call is change_protection() from its first instruction to one of its
+ret instructions; everything run in between is counted, by the function
+(symbol of VMLINUX) it belongs to.  A call during which an exception
+vector was entered (an interrupt) is left out and counted as
+"interrupted": the counts are of the walk alone, as with the gdbstub,
+which masks interrupts while it single-steps (make trace on x86_64).
+"""
+
+import bisect
+import collections
+import json
+import os
+import re
+import subprocess
+import sys
+
+LLVM = os.environ.get("MPRS_LLVM", "-22")
+TOP = 20
+
+
+def symbols(vmlinux):
+    syms = []
+    out = subprocess.run(["llvm-nm" + LLVM, "-S", "-C", "--defined-only", vmlinux],
+                         check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        f = line.split(None, 3)
+        if len(f) == 4 and f[2] in "tTwW":
+            syms.append((int(f[0], 16), int(f[1], 16), f[3]))
+    syms.sort()
+    return syms
+
+
+def rets(vmlinux, start, size):
+    """The addresses of the ret instructions of [start, start + size)."""
+    out = subprocess.run(["llvm-objdump" + LLVM, "-d", "--no-show-raw-insn",
+                          "--start-address=0x%x" % start, "--stop-address=0x%x" % (start + size),
+                          vmlinux], check=True, capture_output=True, text=True).stdout
+    found = set()
+    for line in out.splitlines():
+        m = re.match(r"\s*([0-9a-f]+):\s+(\S+)(\s+(\S+))?", line)
+        if not m:
+            continue
+        addr, op, target = int(m.group(1), 16), m.group(2), m.group(4)
+        if op == "ret":
+            found.add(addr)
+        elif op == "b" and target and not start <= int(target, 16) < start + size:
+            raise SystemExit("trace-exec-report: change_protection() tail-calls 0x%s" % target)
+    if not found:
+        raise SystemExit("trace-exec-report: no ret in change_protection()")
+    return found
+
+
+def main():
+    log, writes_json, vmlinux = sys.argv[1:4]
+    syms = symbols(vmlinux)
+    starts = [s[0] for s in syms]
+    by_name = {s[2]: s for s in syms}
+
+    def sym(pc):
+        i = bisect.bisect_right(starts, pc) - 1
+        if i >= 0 and pc < syms[i][0] + syms[i][1]:
+            return syms[i][2]
+        return "(user)" if pc < 1 << 63 else "(no symbol)"
+
+    write_pc = by_name["mprotect_walker_write"][0]
+    entry = by_name["change_protection"]
+    ret_pcs = rets(vmlinux, entry[0], entry[1])
+    vectors = by_name["vectors"][0]
+    writes = json.load(open(writes_json))["writes"]
+
+    rx = re.compile(r"^Trace 0: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
+    runs = {}
+    order = []
+    meta = None
+    run = None
+    nwrite = 0
+    call = None
+    for line in open(log):
+        m = rx.match(line)
+        if not m:
+            continue
+        pc = int(m.group(1), 16)
+        if pc == write_pc:
+            if nwrite >= len(writes):
+                raise SystemExit("trace-exec-report: more writes in the log than were made")
+            text = writes[nwrite]
+            nwrite += 1
+            run = None
+            if text.startswith("trace:"):
+                _, workload, units, unit = text.split(":", 3)
+                meta = dict(workload=workload, units=int(units), unit=unit)
+                order.append(workload)
+            elif meta and text in ("c", "rust"):
+                run = runs.setdefault((meta["workload"], text), dict(
+                    meta, calls=0, interrupted=0, fns=collections.Counter()))
+            continue
+        if run is None:
+            continue
+        if call is None:
+            if pc == entry[0]:
+                call = dict(fns=collections.Counter(), irq=False)
+            else:
+                continue
+        if vectors <= pc < vectors + 0x800:
+            call["irq"] = True
+        call["fns"][sym(pc)] += 1
+        if pc in ret_pcs:
+            if call["irq"]:
+                run["interrupted"] += 1
+            else:
+                run["calls"] += 1
+                run["fns"].update(call["fns"])
+            call = None
+    if nwrite != len(writes):
+        raise SystemExit("trace-exec-report: %d writes made, %d in the log" % (len(writes), nwrite))
+
+    missing = ["%s %s" % (w, x) for w in order for x in ("c", "rust")
+               if runs.get((w, x), {}).get("calls", 0) == 0]
+    if missing:
+        raise SystemExit("trace-exec-report: no whole change_protection() call for: " +
+                         ", ".join(missing))
+
+    def scale(run):
+        """Per unit: the units are those of all the calls, of which the interrupted ones
+        were not counted (the calls of a run are alike)."""
+        return (run["calls"] + run["interrupted"]) / run["calls"] / run["units"]
+
+    print("# mprotect-rs on arm64: every instruction of each walker (`make trace ARCH=arm64`)")
+    print()
+    print("Each workload of `make bench ARCH=arm64`, cut down as in `make trace` (one PTE table "
+          "of the page workloads, two PMD leaves, 4 GiB of the sparse range, one 4-page toggle "
+          "for the small calls; no DAX PUD: the arm64 guest has no 1 GiB device-DAX), run under "
+          "the C walker and under the Rust walker on the test kernel of `make kunit ARCH=arm64`. "
+          "QEMU logs every instruction the guest runs while a traced workload runs "
+          "(`-d exec,nochain`, one instruction per translation block, switched on and off "
+          "through the gdbstub: `scripts/trace-exec.py`), and `scripts/trace-exec-report.py` "
+          "counts what each `change_protection()` call ran, by the function it belongs to "
+          "(the kernel has no DWARF: no lines, and what is inlined counts in its caller). "
+          "The counts are exact. A call an interrupt came into is left out and counted as "
+          "interrupted. Figures are instructions per unit (a page changed, a PMD, a PUD or a "
+          "call).")
+    print()
+    print("| workload | unit | calls (c / rust) | c | rust | Rust/C |")
+    print("| --- | --- | --- | ---: | ---: | ---: |")
+    for w in order:
+        c, r = runs[(w, "c")], runs[(w, "rust")]
+        pc_, pr = (sum(x["fns"].values()) * scale(x) for x in (c, r))
+        print("| %s | %s | %d / %d | %.2f | %.2f | %.3f |" % (
+            w, c["unit"], c["calls"], r["calls"], pc_, pr, pr / pc_))
+    for w in order:
+        c, r = runs[(w, "c")], runs[(w, "rust")]
+        print()
+        print("## %s" % w)
+        print()
+        print("%d %s, %d (c) and %d (rust) `change_protection()` calls counted; interrupted: "
+              "%d (c), %d (rust)." % (c["units"], c["unit"] + ("s" if c["units"] != 1 else ""),
+                                      c["calls"], r["calls"], c["interrupted"], r["interrupted"]))
+        print()
+        sc, sr = scale(c), scale(r)
+        print("| function | c | rust | Rust - C |")
+        print("| --- | ---: | ---: | ---: |")
+        names = set(c["fns"]) | set(r["fns"])
+        rows = sorted(names, key=lambda n: -max(c["fns"][n] * sc,
+                                                r["fns"][n] * sr))
+        for n in rows[:TOP]:
+            a, b = c["fns"][n] * sc, r["fns"][n] * sr
+            print("| `%s` | %.2f | %.2f | %+.2f |" % (n, a, b, b - a))
+        if len(rows) > TOP:
+            a = sum(c["fns"][n] for n in rows[TOP:]) * sc
+            b = sum(r["fns"][n] for n in rows[TOP:]) * sr
+            print("| %d more | %.2f | %.2f | %+.2f |" % (len(rows) - TOP, a, b, b - a))
+        a = sum(c["fns"].values()) * sc
+        b = sum(r["fns"].values()) * sr
+        print("| all of `change_protection()` | %.2f | %.2f | %+.2f |" % (a, b, b - a))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""make trace ARCH=arm64's debugger: turns QEMU's instruction log on for
+the traced runs of the guest program in trace mode (tests/guest/bench_user.c
+-t) and off between them.
+
+    trace-exec.py SYSTEM_MAP PORT OUT
+
+SYSTEM_MAP is the booted kernel's System.map (booted with nokaslr); PORT is
+QEMU's gdbstub on the loopback; OUT the JSON file to write.
+
+Single-stepping through the gdbstub (scripts/trace-step.py, x86_64) runs
+about 2,000 instructions a second.  Here QEMU itself logs every instruction
+it runs ("-d exec,nochain" with one instruction per translation block), at
+a few million a second, to the file of its -D option; the log is on only
+from a workload's mark to its "trace:stop", so that the set-up of the
+workloads (gigabytes of page faults) is not logged.  A breakpoint in
+mprotect_walker_write() reads each write to the walker file, as in
+trace-step.py; at a mark it sends the monitor commands "one-insn-per-tb on"
+and "log exec,nochain" (GDB's "monitor", the qRcmd packet), at
+"trace:stop" "log none" and "one-insn-per-tb off".
+
+Writes {"writes": ["trace:<workload>:<units>:<unit>", "c", "rust", ...]}:
+the writes made while the log was on, in order, each of which starts in the
+log with mprotect_walker_write()'s first instruction, so that
+scripts/trace-exec-report.py knows which walker ran what it reads.
+"""
+
+import binascii
+import importlib.util
+import json
+import os
+import sys
+
+_spec = importlib.util.spec_from_file_location(
+    "trace_step", os.path.join(os.path.dirname(os.path.abspath(__file__)), "trace-step.py"))
+trace_step = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(trace_step)
+
+# arm64's registers in GDB's numbering.
+X1, X2, PC, CPSR = 1, 2, 32, 33
+# PSTATE.PAN: while it is set, the kernel (and the debugger, which reads
+# memory as the kernel would) cannot read user memory.
+PSTATE_PAN = 1 << 22
+
+
+class Remote(trace_step.Remote):
+    """trace-step.py's client, with the target description of arm64."""
+
+    XML_REGISTERS = "aarch64"
+
+    def user_mem(self, addr, n):
+        """Reads user memory, with PSTATE.PAN cleared for the read."""
+        cpsr = self.reg(CPSR)
+        self.expect_ok("P%x=%s" % (CPSR, (cpsr & ~PSTATE_PAN).to_bytes(4, "little").hex()))
+        try:
+            return self.mem(addr, n)
+        finally:
+            self.expect_ok("P%x=%s" % (CPSR, cpsr.to_bytes(4, "little").hex()))
+
+    def monitor(self, command):
+        """A monitor command through the gdbstub: output packets, then OK."""
+        reply = self.call("qRcmd," + binascii.hexlify(command.encode()).decode())
+        while reply != "OK":
+            if not reply.startswith("O"):
+                raise SystemExit("trace-exec: monitor %r: %r" % (command, reply))
+            reply = self.recv()
+
+
+def main():
+    sysmap, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    syms = {}
+    for line in open(sysmap):
+        f = line.split()
+        if len(f) >= 3:
+            syms[f[2]] = int(f[0], 16)
+    write_pc = syms["mprotect_walker_write"]
+
+    rsp = Remote(port)
+    rsp.expect_ok("Z0,%x,4" % write_pc)
+    logging = False
+    writes = []
+    while True:
+        reply = rsp.call("c")
+        if not reply.startswith("T") and not reply.startswith("S"):
+            raise SystemExit("trace-exec: the guest stopped: %r" % reply)
+        if rsp.reg(PC) != write_pc:
+            continue
+        # mprotect_walker_write(file, ubuf, count, ppos)
+        count = min(rsp.reg(X2), 256)
+        text = rsp.user_mem(rsp.reg(X1), count).decode(errors="replace").strip()
+        if text == "trace:end":
+            break
+        if text == "trace:stop":
+            if logging:
+                rsp.monitor("log none")
+                rsp.monitor("one-insn-per-tb off")
+                logging = False
+        elif text.startswith("trace:"):
+            if not logging:
+                rsp.monitor("one-insn-per-tb on")
+                rsp.monitor("log exec,nochain")
+                logging = True
+            print(text, flush=True)
+        if logging:
+            writes.append(text)
+        # Step off the breakpoint without it, as GDB does.
+        rsp.expect_ok("z0,%x,4" % write_pc)
+        rsp.call("s")
+        rsp.expect_ok("Z0,%x,4" % write_pc)
+    if not writes:
+        raise SystemExit("trace-exec: the guest marked no workload")
+    json.dump({"writes": writes}, open(out, "w"), indent=0)
+    rsp.expect_ok("z0,%x,4" % write_pc)
+    rsp.send("D")
+
+
+if __name__ == "__main__":
+    main()
