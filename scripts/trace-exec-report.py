@@ -31,6 +31,12 @@ LLVM = os.environ.get("MPRS_LLVM", "-22")
 TOP = 20
 
 
+def signed(x):
+    """x with its sign, to two places; no "-0.00" from rounding."""
+    x = round(x, 2)
+    return "%+.2f" % (x if x else 0.0)
+
+
 def symbols(vmlinux):
     syms = []
     out = subprocess.run(["llvm-nm" + LLVM, "-S", "-C", "--defined-only", vmlinux],
@@ -151,7 +157,9 @@ def main():
           "(the kernel has no DWARF: no lines, and what is inlined counts in its caller). "
           "The counts are exact. A call an interrupt came into is left out and counted as "
           "interrupted. Figures are instructions per unit (a page changed, a PMD, a PUD or a "
-          "call).")
+          "call). The 4-page calls' counts move from boot to boot, for both walkers alike, "
+          "with where the pages are: a TLB flush across a 64 KiB boundary, a PFN that ends "
+          "a 16-page block (README, arm64).")
     print()
     print("| workload | unit | calls (c / rust) | c | rust | Rust/C |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
@@ -173,18 +181,18 @@ def main():
         print("| function | c | rust | Rust - C |")
         print("| --- | ---: | ---: | ---: |")
         names = set(c["fns"]) | set(r["fns"])
-        rows = sorted(names, key=lambda n: -max(c["fns"][n] * sc,
-                                                r["fns"][n] * sr))
+        # Most instructions first; ties by name, so that runs compare line by line.
+        rows = sorted(names, key=lambda n: (-max(c["fns"][n] * sc, r["fns"][n] * sr), n))
         for n in rows[:TOP]:
             a, b = c["fns"][n] * sc, r["fns"][n] * sr
-            print("| `%s` | %.2f | %.2f | %+.2f |" % (n, a, b, b - a))
+            print("| `%s` | %.2f | %.2f | %s |" % (n, a, b, signed(b - a)))
         if len(rows) > TOP:
             a = sum(c["fns"][n] for n in rows[TOP:]) * sc
             b = sum(r["fns"][n] for n in rows[TOP:]) * sr
-            print("| %d more | %.2f | %.2f | %+.2f |" % (len(rows) - TOP, a, b, b - a))
+            print("| %d more | %.2f | %.2f | %s |" % (len(rows) - TOP, a, b, signed(b - a)))
         a = sum(c["fns"].values()) * sc
         b = sum(r["fns"].values()) * sr
-        print("| all of `change_protection()` | %.2f | %.2f | %+.2f |" % (a, b, b - a))
+        print("| all of `change_protection()` | %.2f | %.2f | %s |" % (a, b, signed(b - a)))
 
 
 if __name__ == "__main__":
