@@ -3,7 +3,7 @@
 """make trace ARCH=arm64's report: every instruction of each walker's
 change_protection() calls, from QEMU's instruction log.
 
-    trace-exec-report.py EXEC_LOG WRITES_JSON VMLINUX > trace.md
+    trace-exec-report.py ARCH EXEC_LOG WRITES_JSON VMLINUX > trace.md
 
 EXEC_LOG is QEMU's "-d exec,nochain" log with one instruction per
 translation block (a line per instruction run); WRITES_JSON what
@@ -11,12 +11,13 @@ scripts/trace-exec.py wrote: the writes to the walker file made while the
 log was on, each of which starts in the log with mprotect_walker_write()'s
 first instruction.  Only CPU 0, where the guest program runs, is read.
 
-A call is change_protection() from its first instruction to one of its
-ret instructions; everything run in between is counted, by the function
-(symbol of VMLINUX) it belongs to.  A call during which an exception
-vector was entered (an interrupt) is left out and counted as
-"interrupted": the counts are of the walk alone, as with the gdbstub,
-which masks interrupts while it single-steps (make trace on x86_64).
+A call is change_protection() from its first instruction to the return
+to its caller (the instruction after a call of it); everything run in
+between is counted, by the function (symbol of VMLINUX) it belongs to.
+A call during which the kernel's entry text ran (an interrupt or an
+exception came in) is left out and counted as "interrupted": the counts
+are of the walk alone, as with the gdbstub, which masks interrupts while
+it single-steps (make trace on x86_64).
 """
 
 import bisect
@@ -49,28 +50,30 @@ def symbols(vmlinux):
     return syms
 
 
-def rets(vmlinux, start, size):
-    """The addresses of the ret instructions of [start, start + size)."""
-    out = subprocess.run(["llvm-objdump" + LLVM, "-d", "--no-show-raw-insn",
-                          "--start-address=0x%x" % start, "--stop-address=0x%x" % (start + size),
+def return_sites(vmlinux, name):
+    """Where calls of the function return to: the instruction after each call of it."""
+    out = subprocess.run(["llvm-objdump" + LLVM, "-d", "--no-show-raw-insn", "-j", ".text",
                           vmlinux], check=True, capture_output=True, text=True).stdout
     found = set()
+    after_call = False
     for line in out.splitlines():
-        m = re.match(r"\s*([0-9a-f]+):\s+(\S+)(\s+(\S+))?", line)
+        m = re.match(r"\s*([0-9a-f]+):\s+(\S+)", line)
         if not m:
             continue
-        addr, op, target = int(m.group(1), 16), m.group(2), m.group(4)
-        if op == "ret":
-            found.add(addr)
-        elif op == "b" and target and not start <= int(target, 16) < start + size:
-            raise SystemExit("trace-exec-report: change_protection() tail-calls 0x%s" % target)
+        if after_call:
+            found.add(int(m.group(1), 16))
+        op = m.group(2)
+        target = line.endswith("<%s>" % name)
+        after_call = target and op in ("bl", "call", "callq")
+        if target and op in ("b", "jmp", "jmpq"):
+            raise SystemExit("trace-exec-report: a tail call of %s() at 0x%s" % (name, m.group(1)))
     if not found:
-        raise SystemExit("trace-exec-report: no ret in change_protection()")
+        raise SystemExit("trace-exec-report: no call of %s()" % name)
     return found
 
 
 def main():
-    log, writes_json, vmlinux = sys.argv[1:4]
+    arch, log, writes_json, vmlinux = sys.argv[1:5]
     syms = symbols(vmlinux)
     starts = [s[0] for s in syms]
     by_name = {s[2]: s for s in syms}
@@ -83,8 +86,10 @@ def main():
 
     write_pc = by_name["mprotect_walker_write"][0]
     entry = by_name["change_protection"]
-    ret_pcs = rets(vmlinux, entry[0], entry[1])
-    vectors = by_name["vectors"][0]
+    ret_pcs = return_sites(vmlinux, "change_protection")
+    # Interrupts and exceptions enter the kernel through its entry text (arm64's
+    # vectors, x86_64's IDT entries), which a walk never runs otherwise.
+    entry_text = (by_name["__entry_text_start"][0], by_name["__entry_text_end"][0])
     writes = json.load(open(writes_json))["writes"]
 
     rx = re.compile(r"^Trace 0: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
@@ -120,9 +125,6 @@ def main():
                 call = dict(fns=collections.Counter(), irq=False)
             else:
                 continue
-        if vectors <= pc < vectors + 0x800:
-            call["irq"] = True
-        call["fns"][sym(pc)] += 1
         if pc in ret_pcs:
             if call["irq"]:
                 run["interrupted"] += 1
@@ -130,6 +132,10 @@ def main():
                 run["calls"] += 1
                 run["fns"].update(call["fns"])
             call = None
+            continue
+        if entry_text[0] <= pc < entry_text[1]:
+            call["irq"] = True
+        call["fns"][sym(pc)] += 1
     if nwrite != len(writes):
         raise SystemExit("trace-exec-report: %d writes made, %d in the log" % (len(writes), nwrite))
 
@@ -144,22 +150,27 @@ def main():
         were not counted (the calls of a run are alike)."""
         return (run["calls"] + run["interrupted"]) / run["calls"] / run["units"]
 
-    print("# mprotect-rs on arm64: every instruction of each walker (`make trace ARCH=arm64`)")
+    print("# mprotect-rs on %s: every instruction of each walker (`make trace%s`)" %
+          (arch, " ARCH=arm64" if arch == "arm64" else ": scripts/trace-exec.sh"))
     print()
-    print("Each workload of `make bench ARCH=arm64`, cut down as in `make trace` (one PTE table "
-          "of the page workloads, two PMD leaves, 4 GiB of the sparse range, one 4-page toggle "
-          "for the small calls; no DAX PUD: the arm64 guest has no 1 GiB device-DAX), run under "
-          "the C walker and under the Rust walker on the test kernel of `make kunit ARCH=arm64`. "
-          "QEMU logs every instruction the guest runs while a traced workload runs "
-          "(`-d exec,nochain`, one instruction per translation block, switched on and off "
-          "through the gdbstub: `scripts/trace-exec.py`), and `scripts/trace-exec-report.py` "
-          "counts what each `change_protection()` call ran, by the function it belongs to "
-          "(the kernel has no DWARF: no lines, and what is inlined counts in its caller). "
-          "The counts are exact. A call an interrupt came into is left out and counted as "
-          "interrupted. Figures are instructions per unit (a page changed, a PMD, a PUD or a "
-          "call). The 4-page calls' counts move from boot to boot, for both walkers alike, "
-          "with where the pages are: a TLB flush across a 64 KiB boundary, a PFN that ends "
-          "a 16-page block (README, arm64).")
+    print("Each workload of `make bench%s`, cut down as in `make trace` (one PTE table "
+          "of the page workloads, two PMD leaves, 4 GiB of the sparse range, the DAX PUD leaf "
+          "where there is one, one 4-page toggle for the small calls), run under the C walker "
+          "and under the Rust walker on the kernel built in `%s` (in `$MPRS_CACHE`). QEMU logs every instruction "
+          "the guest runs while a traced workload runs (`-d exec,nochain`, one instruction "
+          "per translation block, switched on and off through the gdbstub: "
+          "`scripts/trace-exec.py`), and `scripts/trace-exec-report.py` counts what each "
+          "`change_protection()` call ran, by the function it belongs to (no lines: what "
+          "is inlined counts in its caller). The counts are exact. A call an interrupt came "
+          "into is left out and counted as interrupted. Figures are instructions per unit "
+          "(a page changed, a PMD, a PUD or a call)." % (
+              " ARCH=arm64" if arch == "arm64" else "", os.path.basename(os.path.dirname(
+                  os.path.abspath(vmlinux)))))
+    if arch == "arm64":
+        print()
+        print("The 4-page calls' counts move from boot to boot, for both walkers alike, "
+              "with where the pages are: a TLB flush across a 64 KiB boundary, a PFN that "
+              "ends a 16-page block (README, arm64).")
     print()
     print("| workload | unit | calls (c / rust) | c | rust | Rust/C |")
     print("| --- | --- | --- | ---: | ---: | ---: |")

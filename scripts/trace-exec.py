@@ -4,10 +4,11 @@
 the traced runs of the guest program in trace mode (tests/guest/bench_user.c
 -t) and off between them.
 
-    trace-exec.py SYSTEM_MAP PORT OUT
+    trace-exec.py ARCH SYSTEM_MAP PORT OUT
 
-SYSTEM_MAP is the booted kernel's System.map (booted with nokaslr); PORT is
-QEMU's gdbstub on the loopback; OUT the JSON file to write.
+ARCH is arm64 or x86_64; SYSTEM_MAP the booted kernel's System.map (booted
+with nokaslr); PORT QEMU's gdbstub on the loopback; OUT the JSON file to
+write.
 
 Single-stepping through the gdbstub (scripts/trace-step.py, x86_64) runs
 about 2,000 instructions a second.  Here QEMU itself logs every instruction
@@ -37,26 +38,38 @@ _spec = importlib.util.spec_from_file_location(
 trace_step = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(trace_step)
 
-# arm64's registers in GDB's numbering.
-X1, X2, PC, CPSR = 1, 2, 32, 33
 # PSTATE.PAN: while it is set, the kernel (and the debugger, which reads
 # memory as the kernel would) cannot read user memory.
 PSTATE_PAN = 1 << 22
 
+# Per architecture: the registers of the target description asked for, and
+# in GDB's numbering those of mprotect_walker_write()'s buffer and count,
+# the PC and (arm64) PSTATE; the breakpoint's length.
+ARCHS = {
+    "arm64": dict(xml="aarch64", buf=1, count=2, pc=32, cpsr=33, bp=4),
+    "x86_64": dict(xml="i386", buf=4, count=3, pc=16, cpsr=None, bp=1),
+}
+
 
 class Remote(trace_step.Remote):
-    """trace-step.py's client, with the target description of arm64."""
+    """trace-step.py's client, for either architecture."""
 
-    XML_REGISTERS = "aarch64"
+    def __init__(self, port, arch):
+        self.arch = ARCHS[arch]
+        self.XML_REGISTERS = self.arch["xml"]
+        super().__init__(port)
 
     def user_mem(self, addr, n):
-        """Reads user memory, with PSTATE.PAN cleared for the read."""
-        cpsr = self.reg(CPSR)
-        self.expect_ok("P%x=%s" % (CPSR, (cpsr & ~PSTATE_PAN).to_bytes(4, "little").hex()))
+        """Reads user memory; on arm64 with PSTATE.PAN cleared for the read."""
+        cpsr = self.arch["cpsr"]
+        if cpsr is None:
+            return self.mem(addr, n)
+        saved = self.reg(cpsr)
+        self.expect_ok("P%x=%s" % (cpsr, (saved & ~PSTATE_PAN).to_bytes(4, "little").hex()))
         try:
             return self.mem(addr, n)
         finally:
-            self.expect_ok("P%x=%s" % (CPSR, cpsr.to_bytes(4, "little").hex()))
+            self.expect_ok("P%x=%s" % (cpsr, saved.to_bytes(4, "little").hex()))
 
     def monitor(self, command):
         """A monitor command through the gdbstub: output packets, then OK."""
@@ -68,7 +81,7 @@ class Remote(trace_step.Remote):
 
 
 def main():
-    sysmap, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    arch, sysmap, port, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
     syms = {}
     for line in open(sysmap):
         f = line.split()
@@ -76,19 +89,20 @@ def main():
             syms[f[2]] = int(f[0], 16)
     write_pc = syms["mprotect_walker_write"]
 
-    rsp = Remote(port)
-    rsp.expect_ok("Z0,%x,4" % write_pc)
+    rsp = Remote(port, arch)
+    bp = rsp.arch["bp"]
+    rsp.expect_ok("Z0,%x,%d" % (write_pc, bp))
     logging = False
     writes = []
     while True:
         reply = rsp.call("c")
         if not reply.startswith("T") and not reply.startswith("S"):
             raise SystemExit("trace-exec: the guest stopped: %r" % reply)
-        if rsp.reg(PC) != write_pc:
+        if rsp.reg(rsp.arch["pc"]) != write_pc:
             continue
         # mprotect_walker_write(file, ubuf, count, ppos)
-        count = min(rsp.reg(X2), 256)
-        text = rsp.user_mem(rsp.reg(X1), count).decode(errors="replace").strip()
+        count = min(rsp.reg(rsp.arch["count"]), 256)
+        text = rsp.user_mem(rsp.reg(rsp.arch["buf"]), count).decode(errors="replace").strip()
         if text == "trace:end":
             break
         if text == "trace:stop":
@@ -105,13 +119,13 @@ def main():
         if logging:
             writes.append(text)
         # Step off the breakpoint without it, as GDB does.
-        rsp.expect_ok("z0,%x,4" % write_pc)
+        rsp.expect_ok("z0,%x,%d" % (write_pc, bp))
         rsp.call("s")
-        rsp.expect_ok("Z0,%x,4" % write_pc)
+        rsp.expect_ok("Z0,%x,%d" % (write_pc, bp))
     if not writes:
         raise SystemExit("trace-exec: the guest marked no workload")
     json.dump({"writes": writes}, open(out, "w"), indent=0)
-    rsp.expect_ok("z0,%x,4" % write_pc)
+    rsp.expect_ok("z0,%x,%d" % (write_pc, bp))
     rsp.send("D")
 
 
