@@ -50,6 +50,32 @@ def symbols(vmlinux):
     return syms
 
 
+def executed(log):
+    """The PCs CPU 0 ran, in order, from QEMU's log.
+
+    QEMU logs a translation block (here one instruction) before it runs it;
+    when it then stops before the block ran (the -icount budget ran out, or
+    the CPU was asked to exit), it logs "Stopped execution of TB chain
+    before <block> [<pc>]" and runs the block again later, logged again.
+    Such a line drops the one before it.
+    """
+    trace = re.compile(r"^Trace (\d+): \S+ \[[0-9a-f]+/([0-9a-f]+)/")
+    stopped = re.compile(r"^Stopped execution of TB chain before \S+ \[([0-9a-f]+)\]")
+    pending = None
+    for line in open(log):
+        m = trace.match(line)
+        if m:
+            if pending is not None:
+                yield pending
+            pending = int(m.group(2), 16) if m.group(1) == "0" else None
+            continue
+        m = stopped.match(line)
+        if m and pending is not None and int(m.group(1), 16) == pending:
+            pending = None
+    if pending is not None:
+        yield pending
+
+
 def return_sites(vmlinux, name):
     """Where calls of the function return to: the instruction after each call of it."""
     out = subprocess.run(["llvm-objdump" + LLVM, "-d", "--no-show-raw-insn", "-j", ".text",
@@ -65,8 +91,9 @@ def return_sites(vmlinux, name):
         op = m.group(2)
         target = line.endswith("<%s>" % name)
         after_call = target and op in ("bl", "call", "callq")
-        if target and op in ("b", "jmp", "jmpq"):
-            raise SystemExit("trace-exec-report: a tail call of %s() at 0x%s" % (name, m.group(1)))
+        if target and not after_call:
+            raise SystemExit("trace-exec-report: a branch to %s() that is not a call, at 0x%s" %
+                             (name, m.group(1)))
     if not found:
         raise SystemExit("trace-exec-report: no call of %s()" % name)
     return found
@@ -92,19 +119,16 @@ def main():
     entry_text = (by_name["__entry_text_start"][0], by_name["__entry_text_end"][0])
     writes = json.load(open(writes_json))["writes"]
 
-    rx = re.compile(r"^Trace 0: \S+ \[[0-9a-f]+/([0-9a-f]+)/")
     runs = {}
     order = []
     meta = None
     run = None
     nwrite = 0
     call = None
-    for line in open(log):
-        m = rx.match(line)
-        if not m:
-            continue
-        pc = int(m.group(1), 16)
+    for pc in executed(log):
         if pc == write_pc:
+            if call is not None:
+                raise SystemExit("trace-exec-report: a change_protection() call did not return")
             if nwrite >= len(writes):
                 raise SystemExit("trace-exec-report: more writes in the log than were made")
             text = writes[nwrite]
@@ -120,11 +144,12 @@ def main():
             continue
         if run is None:
             continue
-        if call is None:
-            if pc == entry[0]:
-                call = dict(fns=collections.Counter(), irq=False)
-            else:
-                continue
+        if pc == entry[0]:
+            if call is not None:
+                raise SystemExit("trace-exec-report: change_protection() entered again in a call")
+            call = dict(fns=collections.Counter(), irq=False)
+        elif call is None:
+            continue
         if pc in ret_pcs:
             if call["irq"]:
                 run["interrupted"] += 1
@@ -174,11 +199,19 @@ def main():
     print()
     print("| workload | unit | calls (c / rust) | c | rust | Rust/C |")
     print("| --- | --- | --- | ---: | ---: | ---: |")
+    estimated = False
     for w in order:
         c, r = runs[(w, "c")], runs[(w, "rust")]
         pc_, pr = (sum(x["fns"].values()) * scale(x) for x in (c, r))
-        print("| %s | %s | %d / %d | %.2f | %.2f | %.3f |" % (
-            w, c["unit"], c["calls"], r["calls"], pc_, pr, pr / pc_))
+        mark = " *" if c["interrupted"] or r["interrupted"] else ""
+        estimated = estimated or bool(mark)
+        print("| %s%s | %s | %d / %d | %.2f | %.2f | %.3f |" % (
+            w, mark, c["unit"], c["calls"], r["calls"], pc_, pr, pr / pc_))
+    if estimated:
+        print()
+        print("\\* Estimated: an interrupt came into some calls, which are left out; the "
+              "figures assume that they ran what the counted calls did on average, which for "
+              "a toggle (two kinds of call) is not exact.")
     for w in order:
         c, r = runs[(w, "c")], runs[(w, "rust")]
         print()

@@ -72,12 +72,12 @@ class Remote(trace_step.Remote):
             self.expect_ok("P%x=%s" % (cpsr, saved.to_bytes(4, "little").hex()))
 
     def monitor(self, command):
-        """A monitor command through the gdbstub: output packets, then OK."""
+        """A monitor command through the gdbstub (GDB's "monitor", the qRcmd packet)."""
         reply = self.call("qRcmd," + binascii.hexlify(command.encode()).decode())
-        while reply != "OK":
-            if not reply.startswith("O"):
-                raise SystemExit("trace-exec: monitor %r: %r" % (command, reply))
-            reply = self.recv()
+        # The commands sent print nothing when they work: any output is an error.
+        if reply != "OK":
+            out = bytes.fromhex(reply[1:]).decode(errors="replace") if reply.startswith("O") else reply
+            raise SystemExit("trace-exec: monitor %r: %r" % (command, out))
 
 
 def main():
@@ -104,6 +104,8 @@ def main():
         count = min(rsp.reg(rsp.arch["count"]), 256)
         text = rsp.user_mem(rsp.reg(rsp.arch["buf"]), count).decode(errors="replace").strip()
         if text == "trace:end":
+            if logging:
+                raise SystemExit("trace-exec: trace:end before trace:stop")
             break
         if text == "trace:stop":
             if logging:
@@ -120,7 +122,9 @@ def main():
             writes.append(text)
         # Step off the breakpoint without it, as GDB does.
         rsp.expect_ok("z0,%x,%d" % (write_pc, bp))
-        rsp.call("s")
+        reply = rsp.call("s")
+        if not reply.startswith("T") and not reply.startswith("S"):
+            raise SystemExit("trace-exec: a step ended with %r" % reply)
         rsp.expect_ok("Z0,%x,%d" % (write_pc, bp))
     if not writes:
         raise SystemExit("trace-exec: the guest marked no workload")

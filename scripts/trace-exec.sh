@@ -37,7 +37,7 @@ die() { echo "trace-exec: ERROR: $*" >&2; exit 1; }
 step() { echo "==> $*"; }
 
 kernel="$build/$(mprs_image)"
-[ -f "$kernel" ] || die "no kernel at $kernel: run make kunit ARCH=arm64 first"
+[ -f "$kernel" ] || die "no kernel at $kernel: run make kunit (ARCH=$arch) first"
 grep -q "^CONFIG_MPROTECT_DEBUGFS_CHANGE=y" "$build/.config" ||
 	die "the kernel lacks CONFIG_MPROTECT_DEBUGFS_CHANGE (tests/mprotect-rs.kunitconfig)"
 mkdir -p "$out"
@@ -79,7 +79,10 @@ MPRS_LLVM=$MPRS_LLVM python3 "$here/trace-exec-report.py" "$arch" "$out/exec.log
 	"$build/vmlinux" >"$out/trace.md" || die "the report failed"
 # The log is large (TRACE_KEEP_LOG=1 keeps it).
 [ "${TRACE_KEEP_LOG:-0}" = 1 ] || rm -f "$out/exec.log"
-if [ -z "$only" ] && [ "$arch" = arm64 ] && [ -z "${KBUILD_OUTPUT_DIR:-}" ]; then
+# Only a run of every workload, 5 times, on arm64's test kernel replaces the
+# committed report.
+if [ -z "$only" ] && [ "$reps" = 5 ] && [ "$arch" = arm64 ] && [ -z "${KBUILD_OUTPUT_DIR:-}" ] &&
+	[ "$(mprs_kernel)" = test ]; then
 	mkdir -p "$root/results/arm64"
 	cp "$out/trace.md" "$root/results/arm64/trace.md"
 	echo "    results/arm64/trace.md"
