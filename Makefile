@@ -53,7 +53,7 @@
 #                 function it hit: results/profile.md (not part of make test)
 #   make trace    the workloads of make bench, cut down, every
 #                 change_protection() call single-stepped through QEMU's
-#                 gdbstub: each walker's instructions counted exactly, by
+#                 gdbstub: each walker's instructions counted, by
 #                 function and line (results/trace.md; TRACE_ONLY=names;
 #                 not part of make test); ARCH=arm64: from QEMU's
 #                 instruction log, by function (results/arm64/trace.md)

@@ -261,3 +261,18 @@ mprs_tcg_boot_oops() {
 	     oops && /---\[ end trace/ { done = 1; exit (code == "" || code == "cc") }
 	     END { if (!done) exit 1 }' "$1"
 }
+# mprs_free_port: a free TCP port on the loopback, for QEMU's gdbstub.
+mprs_free_port() {
+	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# mprs_wait_port PORT: wait (up to 10 s) until something listens on PORT of
+# the loopback, as QEMU's gdbstub does once QEMU has started.
+mprs_wait_port() {
+	local _
+	for _ in $(seq 50); do
+		python3 -c "import socket; socket.create_connection(('127.0.0.1', $1)).close()" 2>/dev/null &&
+			return 0
+		sleep 0.2
+	done
+	return 1
+}

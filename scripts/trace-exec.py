@@ -82,12 +82,7 @@ class Remote(trace_step.Remote):
 
 def main():
     arch, sysmap, port, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-    syms = {}
-    for line in open(sysmap):
-        f = line.split()
-        if len(f) >= 3:
-            syms[f[2]] = int(f[0], 16)
-    write_pc = syms["mprotect_walker_write"]
+    write_pc = trace_step.system_map(sysmap)["mprotect_walker_write"]
 
     rsp = Remote(port, arch)
     bp = rsp.arch["bp"]

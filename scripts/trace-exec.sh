@@ -49,7 +49,7 @@ else
 	initramfs=$("$here/initramfs.sh")
 fi
 mapfile -t args < <(mprs_qemu_args)
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(mprs_free_port)
 cmd=("$(mprs_qemu)" -nodefaults -nographic -no-reboot -serial stdio -monitor none
 	"${args[@]}" -accel tcg -icount shift=0,sleep=off -gdb "tcp:127.0.0.1:$port"
 	-kernel "$kernel" -initrd "$initramfs" -D "$out/exec.log"
@@ -60,17 +60,16 @@ t0=$SECONDS
 timeout "$timeout_s" "${cmd[@]}" </dev/null >"$out/console.txt" 2>&1 &
 qemu=$!
 trap 'kill -TERM $qemu 2>/dev/null' EXIT
-for _ in $(seq 50); do
-	python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
-	sleep 0.2
-done
+# The debugger connects once QEMU listens (if it never does, the debugger
+# fails to connect and says so).
+mprs_wait_port "$port" || true
 timeout -s KILL "$timeout_s" python3 "$here/trace-exec.py" "$arch" "$build/System.map" "$port" \
 	"$out/writes.json" >"$out/debugger.log" 2>&1 ||
 	die "the debugger failed (${out#"$root/"}/debugger.log)"
 wait $qemu || die "QEMU failed or timed out (${out#"$root/"}/console.txt)"
 trap - EXIT
 grep -q "^# bench: done" "$out/console.txt" || die "the guest did not finish (${out#"$root/"}/console.txt)"
-echo "    $((SECONDS - t0)) s, $(wc -l <"$out/exec.log") instructions logged"
+echo "    $((SECONDS - t0)) s, $(wc -l <"$out/exec.log") lines in QEMU's log"
 python3 "$here/splat-check.py" "$out/console.txt" "$root/tests/splat-allow.txt" ||
 	die "a kernel splat in the traced boot"
 

@@ -6,8 +6,10 @@
 
 TRACE_JSON is what scripts/trace-step.py wrote: per workload and walker, the
 number of times each address ran while change_protection() was single-stepped.
-VMLINUX is the traced kernel, with DWARF.  The counts are exact; they are
-divided by the workload's units (pages changed, PMDs, PUDs or calls) and
+VMLINUX is the traced kernel, with DWARF.  The counts are not sampled, but
+single-stepping counts a step twice now and then (up to about 2 instructions
+per call; scripts/trace-exec.sh, which counts from QEMU's own log, showed
+it); they are divided by the workload's units (pages changed, PMDs, PUDs or calls) and
 attributed as make profile's are (scripts/mprs_symbols.py).  Per workload:
 the totals by class, the functions, and the source lines of the walkers
 whose counts differ most.  Writes markdown to stdout.
@@ -47,7 +49,9 @@ p("Each workload of `make bench`, cut down to what single-stepping can cover "
   "walker and under the Rust walker on the profiling kernel (`make profile`'s, "
   "with DWARF), single-stepping every `change_protection()` call through "
   "QEMU's gdbstub (`scripts/trace-step.py`) and counting each instruction it runs. "
-  "The counts are exact, not sampled; figures are instructions per unit (a page "
+  "The counts are not sampled, but single-stepping counts a step twice now and then "
+  "(up to about 2 instructions per call, checked against QEMU's own instruction log: "
+  "README); figures are instructions per unit (a page "
   "changed, a PMD, a PUD or a call), attributed as in `make profile` "
   "(`scripts/trace-report.py`).  The walk is all of `change_protection()`: the "
   "walker and what it calls.")

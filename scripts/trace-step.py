@@ -108,13 +108,19 @@ class Remote:
             raise SystemExit("trace-step: %s: %r" % (data, reply))
 
 
-def main():
-    sysmap, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def system_map(path):
+    """The addresses of System.map's symbols, by name."""
     syms = {}
-    for line in open(sysmap):
+    for line in open(path):
         f = line.split()
         if len(f) >= 3:
             syms[f[2]] = int(f[0], 16)
+    return syms
+
+
+def main():
+    sysmap, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+    syms = system_map(sysmap)
     write_pc = syms["mprotect_walker_write"]
     entry_pc = syms["change_protection"]
     # Where a context switch starts: a call that gets there (cond_resched()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# make trace: every instruction each walker runs, counted exactly, on the
+# make trace: every instruction each walker runs, counted (up to about 2 per
+# call counted twice: see scripts/trace-report.py), on the
 # workloads of make bench cut down to what single-stepping can cover.
 #
 # Builds the profiling kernel of make profile (tests/configs/profile.config:
@@ -41,7 +42,7 @@ step "build the guest programs and the initramfs"
 initramfs=$(KBUILD_OUTPUT_DIR="$dir" "$here/initramfs.sh" profile)
 mapfile -t args < <(mprs_qemu_args)
 # A free loopback port for the gdbstub.
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(mprs_free_port)
 cmd=(qemu-system-x86_64 -nodefaults -nographic -no-reboot -serial stdio -monitor none
 	"${args[@]}" -accel tcg -gdb "tcp:127.0.0.1:$port"
 	-kernel "$dir/arch/x86/boot/bzImage" -initrd "$initramfs"
@@ -54,11 +55,9 @@ timeout "$timeout_s" "${cmd[@]}" </dev/null >"$out/console.txt" 2>&1 &
 qemu=$!
 # timeout passes TERM on to QEMU, which a debugger stopped and left.
 trap 'kill -TERM $qemu 2>/dev/null' EXIT
-# The debugger connects once QEMU listens.
-for _ in $(seq 50); do
-	python3 -c "import socket; socket.create_connection(('127.0.0.1', $port)).close()" 2>/dev/null && break
-	sleep 0.2
-done
+# The debugger connects once QEMU listens (if it never does, the debugger
+# fails to connect and says so).
+mprs_wait_port "$port" || true
 timeout -s KILL "$timeout_s" python3 "$here/trace-step.py" "$dir/System.map" "$port" \
 	"$out/trace.json" >"$out/step.log" 2>&1 ||
 	die "the debugger failed (out/trace/step.log)"
