@@ -135,13 +135,20 @@ mod shared {
         #[cfg(not(CONFIG_ARCH_WANT_BATCHED_UNMAP_TLB_FLUSH))]
         let _ = vma;
     }
+}
 
-    /// `count_vm_numa_events(NUMA_HUGE_PTE_UPDATES, nr)`.
-    #[inline]
-    pub(super) fn count_numa_huge_pte_updates(nr: usize) {
-        // SAFETY: Only updates a VM event counter.
-        unsafe { bindings::mprotect_rs_count_numa_huge_pte_updates(nr) }
-    }
+/// `count_vm_numa_events(NUMA_HUGE_PTE_UPDATES, nr)` of `<linux/vmstat.h>`: nothing without
+/// `CONFIG_NUMA_BALANCING`, as the macro does. `count_vm_events()` is a helper, inlined like
+/// the page-table ones, as the C walker inlines it.
+#[inline]
+fn count_numa_huge_pte_updates(nr: usize) {
+    #[cfg(CONFIG_NUMA_BALANCING)]
+    // SAFETY: Only adds `nr` to this CPU's count of an event that exists with NUMA balancing.
+    unsafe {
+        bindings::count_vm_events(bindings::vm_event_item_NUMA_HUGE_PTE_UPDATES, nr as c_long)
+    };
+    #[cfg(not(CONFIG_NUMA_BALANCING))]
+    let _ = nr;
 }
 
 /// One call of the walker: what stays the same over the whole range.
@@ -367,7 +374,7 @@ impl<'a> Walk<'a> {
             pgtable::cond_resched();
         }
         if nr_huge_updates != 0 {
-            shared::count_numa_huge_pte_updates(nr_huge_updates);
+            count_numa_huge_pte_updates(nr_huge_updates);
         }
         pages
     }

@@ -16,7 +16,6 @@
  */
 #include <linux/mm.h>
 #include <linux/mprotect_rs.h>
-#include <linux/vmstat.h>
 
 #include "internal.h"
 
@@ -42,9 +41,4 @@ bool mprotect_rs_vma_is_single_threaded_private(struct vm_area_struct *vma)
 	BUILD_BUG_ON(folio_can_map_prot_numa(NULL, NULL, false));
 #endif
 	return vma_is_single_threaded_private(vma);
-}
-
-void mprotect_rs_count_numa_huge_pte_updates(unsigned long nr)
-{
-	count_vm_numa_events(NUMA_HUGE_PTE_UPDATES, nr);
 }

@@ -102,6 +102,7 @@ mutations=(
             event,
             _not_send: NotThreadSafe,
         }''')"
+"NUMA_HUGE_PTE_UPDATES not counted|sub(s, '''            count_numa_huge_pte_updates(nr_huge_updates);''', '''            count_numa_huge_pte_updates(0);''')"
 )
 
 # MUTATIONS="1 3" runs only those (numbered from 1).  A fault named

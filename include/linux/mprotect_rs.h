@@ -48,7 +48,6 @@ unsigned int mprotect_rs_folio_pte_batch(struct folio *folio, pte_t *ptep,
 					 pte_t *ptentp, unsigned int max_nr,
 					 bool respect);
 bool mprotect_rs_vma_is_single_threaded_private(struct vm_area_struct *vma);
-void mprotect_rs_count_numa_huge_pte_updates(unsigned long nr);
 #endif /* CONFIG_MPROTECT_RS */
 
 #endif /* _LINUX_MPROTECT_RS_H */

@@ -1114,6 +1114,57 @@ mod tests {
         Ok(())
     }
 
+    /// NUMA hinting over a PMD-mapped THP (`change_huge_pmd()`): with a second user of the mm
+    /// the whole PMD is hinted, and counts as one `numa_huge_pte_updates` event (the walkers'
+    /// `count_vm_numa_events()` at the end of the PMD loop); hinted already, it is skipped and
+    /// not counted.
+    #[test]
+    fn thp_numa_hinting() -> Result {
+        under_each_walker(|run, rec| {
+            let len = 2 * PMD_SIZE;
+            let map = mmap(len, 0)?;
+            rec.set_base(map);
+            madvise(map, len, MADV_HUGEPAGE)?;
+            let addr = (map + PMD_SIZE - 1) & !(PMD_SIZE - 1);
+            let end = addr + PMD_SIZE;
+            touch(addr, 1)?;
+            let before = snapshot(addr, end)?;
+            // The scenario needs a THP; without one it tests nothing.
+            assert!(matches!(before[0], Entry::Pmd { write: true }));
+
+            // A second user of the mm, as another thread would be: the folio is on this CPU's
+            // node, which a single-threaded mm would leave alone.
+            let current = kernel::current!();
+            let mm = current.mm().ok_or(EINVAL)?;
+            let second = mm.mmget_not_zero().ok_or(EINVAL)?;
+            let events = numa_huge_pte_updates()?;
+            run.count(change(addr, end, PROT_NUMA))?;
+            let hinted_events = numa_huge_pte_updates()?.wrapping_sub(events);
+            let hinted = snapshot(addr, end)?;
+            run.count(change(addr, end, PROT_NUMA))?;
+            let again_events = numa_huge_pte_updates()?
+                .wrapping_sub(events)
+                .wrapping_sub(hinted_events);
+            drop(second);
+            assert_eq!(run.counts[0], (PMD_SIZE / PAGE_SIZE) as c_long);
+            assert_eq!(hinted_events, 1);
+            // Already `PROT_NONE`: handled, but neither changed nor counted.
+            assert_eq!(run.counts[1], 0);
+            assert_eq!(again_events, 0);
+
+            // A NUMA hinting fault restores the PMD, data intact.
+            assert_eq!(peek(addr)?, 1);
+            let restored = snapshot(addr, end)?;
+            assert!(matches!(restored[0], Entry::Pmd { .. }));
+
+            run.record(before)?;
+            run.record(hinted)?;
+            run.record(restored)?;
+            unmap(map, len)
+        })?;
+        Ok(())
+    }
+
     /// Whether the page mapped at `addr` in the current mm belongs to a large folio.
     fn in_large_folio(addr: usize) -> Result<bool> {
         let mut page: *mut bindings::page = ptr::null_mut();

@@ -101,6 +101,9 @@ pub(crate) struct Run {
     /// The number of flushes, and a digest of all of them.
     pub(crate) flush_total: usize,
     pub(crate) flush_digest: u64,
+    /// How many huge PMDs the walks changed during the run, as the walkers count them
+    /// ([`numa_huge_pte_updates`]).
+    pub(crate) numa_huge_updates: u64,
     /// Addresses the scenario notes for its own checks (not compared between walkers).
     pub(crate) marks: KVec<usize>,
 }
@@ -403,10 +406,13 @@ static FLUSH_OPS: bindings::mmu_notifier_ops = bindings::mmu_notifier_ops {
 pub(crate) struct Recording {
     pub(crate) rec: KBox<Recorder>,
     pub(crate) mm: *mut bindings::mm_struct,
+    /// [`numa_huge_pte_updates`] at the start.
+    numa_huge_updates: u64,
 }
 
 impl Recording {
     pub(crate) fn start() -> Result<Self> {
+        let numa_huge_updates = numa_huge_pte_updates()?;
         // SAFETY: Called from a KUnit test: attaches a KUnit-owned mm to the current task
         // if it has none.
         kernel::error::to_result(unsafe { bindings::kunit_attach_mm() })?;
@@ -457,7 +463,11 @@ impl Recording {
                 stub as *mut c_void,
             )
         };
-        Ok(Recording { rec, mm })
+        Ok(Recording {
+            rec,
+            mm,
+            numa_huge_updates,
+        })
     }
 
     /// Records the following invalidations relative to `base`.
@@ -490,6 +500,7 @@ impl Recording {
             bindings::mmu_notifier_unregister(self.rec.mn.get(), self.mm);
         }
         (run.flush_total, run.flush_digest, run.flushes) = self.rec.flushes.read()?;
+        run.numa_huge_updates = numa_huge_pte_updates()?.wrapping_sub(self.numa_huge_updates);
         (run.gather_total, run.gather_digest, run.gathers) = self.rec.gathers.read()?;
         let invals;
         (run.inval_total, run.inval_digest, invals) = self.rec.invals.read()?;
@@ -840,6 +851,26 @@ pub(crate) fn madvise(addr: usize, len: usize, advice: u32) -> Result {
     })
 }
 
+/// The `numa_huge_pte_updates` event of `/proc/vmstat`, summed over the CPUs: both walkers
+/// count one per huge PMD that a walk changed (`change_huge_pmd()` returned `HPAGE_PMD_NR`),
+/// for NUMA hinting or not, as the C walker always has. 0 without NUMA balancing.
+///
+/// The suites run at boot, before user space, or (`mprotect_rs_guest`) from the guest's init
+/// while it waits, and kernel threads do no NUMA hinting: no other task's walk counts between
+/// two reads.
+pub(crate) fn numa_huge_pte_updates() -> Result<u64> {
+    #[cfg(all(CONFIG_NUMA_BALANCING, CONFIG_VM_EVENT_COUNTERS))]
+    {
+        let nr = bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize;
+        let mut events = KVec::<c_ulong>::from_elem(0, nr, GFP_KERNEL)?;
+        // SAFETY: `events` has room for the `NR_VM_EVENT_ITEMS` counts the function writes.
+        unsafe { bindings::all_vm_events(events.as_mut_ptr()) };
+        Ok(events[bindings::vm_event_item_NUMA_HUGE_PTE_UPDATES as usize] as u64)
+    }
+    #[cfg(not(all(CONFIG_NUMA_BALANCING, CONFIG_VM_EVENT_COUNTERS)))]
+    Ok(0)
+}
+
 /// Maps `2 * nr` anonymous pages; in them, from the first multiple of `align` pages, asks for
 /// huge pages over `nr` pages (`MADV_HUGEPAGE`: the 64K mTHP of `thp_anon=64K:madvise` in a
 /// range too small for a PMD) and writes each with its index. Returns the mapping (`2 * nr`
@@ -1015,8 +1046,8 @@ fn same_log<const W: usize>(
 }
 
 /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
-/// runs recorded the same entries, counts, invalidations, TLB gathers and flushes, flags and
-/// page verdicts. Returns the Rust walker's run.
+/// runs recorded the same entries, counts, invalidations, TLB gathers and flushes, NUMA
+/// hinting events, flags and page verdicts. Returns the Rust walker's run.
 ///
 /// The scenario checks its own expectations with the test's `assert!`s; this function is
 /// outside the test functions, so it reports a difference as an error instead. A failure
@@ -1085,6 +1116,14 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
         (c.flush_total, c.flush_digest, &c.flushes),
         (rust.flush_total, rust.flush_digest, &rust.flushes),
     )?;
+    if c.numa_huge_updates != rust.numa_huge_updates {
+        pr_err!(
+            "numa_huge_pte_updates differ: C {}, Rust {}\n",
+            c.numa_huge_updates,
+            rust.numa_huge_updates
+        );
+        return Err(EINVAL);
+    }
     if c.trace.len() != rust.trace.len() {
         pr_err!(
             "steps differ: C {}, Rust {}\n",
