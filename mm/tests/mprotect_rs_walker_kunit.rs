@@ -1118,6 +1118,7 @@ mod tests {
     /// the whole PMD is hinted, and counts as one `numa_huge_pte_updates` event (the walkers'
     /// `count_vm_numa_events()` at the end of the PMD loop); hinted already, it is skipped and
     /// not counted.
+    #[cfg(CONFIG_NUMA_BALANCING)]
     #[test]
     fn thp_numa_hinting() -> Result {
         under_each_walker(|run, rec| {
