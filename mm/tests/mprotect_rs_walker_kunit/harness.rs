@@ -103,7 +103,7 @@ pub(crate) struct Run {
     pub(crate) flush_digest: u64,
     /// How many huge PMDs the walks changed during the run, as the walkers count them
     /// ([`numa_huge_pte_updates`]).
-    pub(crate) numa_huge_updates: u64,
+    pub(crate) numa_huge_pte_updates: c_ulong,
     /// Addresses the scenario notes for its own checks (not compared between walkers).
     pub(crate) marks: KVec<usize>,
 }
@@ -407,12 +407,12 @@ pub(crate) struct Recording {
     pub(crate) rec: KBox<Recorder>,
     pub(crate) mm: *mut bindings::mm_struct,
     /// [`numa_huge_pte_updates`] at the start.
-    numa_huge_updates: u64,
+    numa_huge_pte_updates: c_ulong,
 }
 
 impl Recording {
     pub(crate) fn start() -> Result<Self> {
-        let numa_huge_updates = numa_huge_pte_updates()?;
+        let numa_huge_pte_updates = numa_huge_pte_updates()?;
         // SAFETY: Called from a KUnit test: attaches a KUnit-owned mm to the current task
         // if it has none.
         kernel::error::to_result(unsafe { bindings::kunit_attach_mm() })?;
@@ -466,7 +466,7 @@ impl Recording {
         Ok(Recording {
             rec,
             mm,
-            numa_huge_updates,
+            numa_huge_pte_updates,
         })
     }
 
@@ -500,7 +500,8 @@ impl Recording {
             bindings::mmu_notifier_unregister(self.rec.mn.get(), self.mm);
         }
         (run.flush_total, run.flush_digest, run.flushes) = self.rec.flushes.read()?;
-        run.numa_huge_updates = numa_huge_pte_updates()?.wrapping_sub(self.numa_huge_updates);
+        run.numa_huge_pte_updates =
+            numa_huge_pte_updates()?.wrapping_sub(self.numa_huge_pte_updates);
         (run.gather_total, run.gather_digest, run.gathers) = self.rec.gathers.read()?;
         let invals;
         (run.inval_total, run.inval_digest, invals) = self.rec.invals.read()?;
@@ -579,6 +580,12 @@ impl Snapshot {
     /// Whether page `i` has the soft-dirty bit (false outside the snapshot).
     pub(crate) fn soft_dirty(&self, i: usize) -> bool {
         self.flag(i, bindings::MPROTECT_SNAP_SOFT_DIRTY)
+    }
+
+    /// Whether page `i` is mapped `PROT_NONE` for NUMA hinting or uffd-rwp (`pte_protnone()`,
+    /// `pmd_protnone()`; false outside the snapshot).
+    pub(crate) fn protnone(&self, i: usize) -> bool {
+        self.flag(i, bindings::MPROTECT_SNAP_PROTNONE)
     }
 
     /// Whether page `i` is mapped with arm64's contiguous bit, as part of a contpte block
@@ -853,19 +860,21 @@ pub(crate) fn madvise(addr: usize, len: usize, advice: u32) -> Result {
 
 /// The `numa_huge_pte_updates` event of `/proc/vmstat`, summed over the CPUs: both walkers
 /// count one per huge PMD that a walk changed (`change_huge_pmd()` returned `HPAGE_PMD_NR`),
-/// for NUMA hinting or not, as the C walker always has. 0 without NUMA balancing.
+/// for NUMA hinting or not, as the C walker always has. 0 without NUMA balancing or without
+/// `CONFIG_VM_EVENT_COUNTERS`.
 ///
-/// The suites run at boot, before user space, or (`mprotect_rs_guest`) from the guest's init
-/// while it waits, and kernel threads do no NUMA hinting: no other task's walk counts between
-/// two reads.
-pub(crate) fn numa_huge_pte_updates() -> Result<u64> {
+/// Only `mprotect()`, userfaultfd and the NUMA hinting of tasks returning to user space walk
+/// with `change_protection()`, and the suites run at boot, before user space, or
+/// (`mprotect_rs_guest`) from the guest's init while it waits: no user task runs, so no other
+/// task's walk counts between two reads.
+pub(crate) fn numa_huge_pte_updates() -> Result<c_ulong> {
     #[cfg(all(CONFIG_NUMA_BALANCING, CONFIG_VM_EVENT_COUNTERS))]
     {
         let nr = bindings::vm_event_item_NR_VM_EVENT_ITEMS as usize;
         let mut events = KVec::<c_ulong>::from_elem(0, nr, GFP_KERNEL)?;
         // SAFETY: `events` has room for the `NR_VM_EVENT_ITEMS` counts the function writes.
         unsafe { bindings::all_vm_events(events.as_mut_ptr()) };
-        Ok(events[bindings::vm_event_item_NUMA_HUGE_PTE_UPDATES as usize] as u64)
+        Ok(events[bindings::vm_event_item_NUMA_HUGE_PTE_UPDATES as usize])
     }
     #[cfg(not(all(CONFIG_NUMA_BALANCING, CONFIG_VM_EVENT_COUNTERS)))]
     Ok(0)
@@ -1116,11 +1125,11 @@ pub(crate) fn under_each_walker(scenario: impl Fn(&mut Run, &Recording) -> Resul
         (c.flush_total, c.flush_digest, &c.flushes),
         (rust.flush_total, rust.flush_digest, &rust.flushes),
     )?;
-    if c.numa_huge_updates != rust.numa_huge_updates {
+    if c.numa_huge_pte_updates != rust.numa_huge_pte_updates {
         pr_err!(
             "numa_huge_pte_updates differ: C {}, Rust {}\n",
-            c.numa_huge_updates,
-            rust.numa_huge_updates
+            c.numa_huge_pte_updates,
+            rust.numa_huge_pte_updates
         );
         return Err(EINVAL);
     }
