@@ -130,12 +130,8 @@ mod tests {
     fn thp_pmd_full_split_batch() -> Result {
         under_each_walker(|run, rec| {
             let len = 2 * PMD_SIZE;
-            let map = mmap(len, 0)?;
-            rec.set_base(map);
-            madvise(map, len, MADV_HUGEPAGE)?;
-            let addr = (map + PMD_SIZE - 1) & !(PMD_SIZE - 1);
+            let (map, addr) = map_touched_thp(rec)?;
             let end = addr + PMD_SIZE;
-            touch(addr, 1)?;
             // Keep khugepaged from collapsing the folio again once it is split.
             madvise(map, len, MADV_NOHUGEPAGE)?;
             let before = snapshot(addr, end)?;
@@ -1122,13 +1118,8 @@ mod tests {
     #[test]
     fn thp_numa_hinting() -> Result {
         under_each_walker(|run, rec| {
-            let len = 2 * PMD_SIZE;
-            let map = mmap(len, 0)?;
-            rec.set_base(map);
-            madvise(map, len, MADV_HUGEPAGE)?;
-            let addr = (map + PMD_SIZE - 1) & !(PMD_SIZE - 1);
+            let (map, addr) = map_touched_thp(rec)?;
             let end = addr + PMD_SIZE;
-            touch(addr, 1)?;
             let before = snapshot(addr, end)?;
             // The scenario needs a THP; without one it tests nothing.
             assert!(matches!(before[0], Entry::Pmd { write: true }));
@@ -1164,7 +1155,7 @@ mod tests {
             run.record(before)?;
             run.record(hinted)?;
             run.record(restored)?;
-            unmap(map, len)
+            unmap(map, 2 * PMD_SIZE)
         })?;
         Ok(())
     }

@@ -880,6 +880,19 @@ pub(crate) fn numa_huge_pte_updates() -> Result<c_ulong> {
     Ok(0)
 }
 
+/// Maps `2 * PMD_SIZE` of anonymous memory, the recording's base, asks for huge pages
+/// (`MADV_HUGEPAGE`) and writes 1 at its first PMD boundary, which faults in a PMD-mapped THP
+/// there if one can be had. Returns the mapping (to unmap) and the THP's address.
+pub(crate) fn map_touched_thp(rec: &Recording) -> Result<(usize, usize)> {
+    let len = 2 * PMD_SIZE;
+    let map = mmap(len, 0)?;
+    rec.set_base(map);
+    madvise(map, len, MADV_HUGEPAGE)?;
+    let addr = (map + PMD_SIZE - 1) & !(PMD_SIZE - 1);
+    touch(addr, 1)?;
+    Ok((map, addr))
+}
+
 /// Maps `2 * nr` anonymous pages; in them, from the first multiple of `align` pages, asks for
 /// huge pages over `nr` pages (`MADV_HUGEPAGE`: the 64K mTHP of `thp_anon=64K:madvise` in a
 /// range too small for a PMD) and writes each with its index. Returns the mapping (`2 * nr`
