@@ -583,7 +583,9 @@ impl Snapshot {
     }
 
     /// Whether page `i` is mapped `PROT_NONE` for NUMA hinting or uffd-rwp (`pte_protnone()`,
-    /// `pmd_protnone()`; false outside the snapshot).
+    /// `pmd_protnone()`; false outside the snapshot). Only `thp_numa_hinting` asks, with the
+    /// options it needs.
+    #[cfg(all(CONFIG_NUMA_BALANCING, CONFIG_VM_EVENT_COUNTERS))]
     pub(crate) fn protnone(&self, i: usize) -> bool {
         self.flag(i, bindings::MPROTECT_SNAP_PROTNONE)
     }
