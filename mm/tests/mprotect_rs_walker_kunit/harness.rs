@@ -1070,8 +1070,8 @@ fn same_log<const W: usize>(
 }
 
 /// Runs `scenario` once per walker, then fails (with a message saying where) unless both
-/// runs recorded the same entries, counts, invalidations, TLB gathers and flushes, NUMA
-/// hinting events, flags and page verdicts. Returns the Rust walker's run.
+/// runs recorded the same entries, counts, invalidations, TLB gathers and flushes,
+/// `numa_huge_pte_updates` events, flags and page verdicts. Returns the Rust walker's run.
 ///
 /// The scenario checks its own expectations with the test's `assert!`s; this function is
 /// outside the test functions, so it reports a difference as an error instead. A failure
